@@ -1,0 +1,5 @@
+import sys
+
+from certpipe.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Reading and checking certificates, keys, CSRs, PKCS#7 and PKCS#12 in-process."""

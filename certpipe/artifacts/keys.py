@@ -1,0 +1,99 @@
+"""Read private keys in any common form and describe public keys."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from certpipe.artifacts.intake import Contents, PemBlock, read_contents
+from certpipe.errors import ArtifactError
+from certpipe.secrets import Secret
+
+CURVE_NAMES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
+
+
+def public_key_fingerprint(public_key: Any) -> str:
+    """Return the SHA-256 of the DER SubjectPublicKeyInfo, as lowercase hex."""
+    der = public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(der).hexdigest()
+
+
+def cert_fingerprint(cert: x509.Certificate) -> str:
+    return cert.fingerprint(hashes.SHA256()).hex()
+
+
+def describe_key_type(key: Any) -> str:
+    if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
+        return f"RSA {key.key_size}"
+    if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
+        return "EC " + CURVE_NAMES.get(key.curve.name, key.curve.name)
+    return type(key).__name__.lstrip("_")
+
+
+def _block_to_pem(block: PemBlock) -> bytes:
+    lines = [f"-----BEGIN {block.label}-----"]
+    for name, value in block.headers.items():
+        lines.append(f"{name}: {value}")
+    if block.headers:
+        lines.append("")
+    body = base64.b64encode(block.der).decode("ascii")
+    lines.extend(body[i:i + 64] for i in range(0, len(body), 64))
+    lines.append(f"-----END {block.label}-----")
+    return ("\n".join(lines) + "\n").encode("ascii")
+
+
+def _not_a_key_message(path: Path, contents: Contents) -> str:
+    if contents.unknown_labels:
+        return f"{path} holds PEM label '{contents.unknown_labels[0]}', not a private key"
+    if contents.csrs and not contents.certs:
+        return f"{path} is a certificate request (PKCS#10), not a private key"
+    if contents.certs:
+        return f"{path} holds {contents.description}, but no private key"
+    if contents.pkcs12:
+        return f"{path} is a PKCS#12 (PFX) file; give the PEM private key instead"
+    return f"{path} holds {contents.description}, not a private key"
+
+
+def read_private_key(path: Path, passphrase: Secret | None = None) -> Any:
+    """Load the one private key in *path*; raise ArtifactError naming the file on any problem."""
+    contents = read_contents(path, "a private key")
+    if contents.keys:
+        return contents.keys[0]
+    if not contents.key_blocks:
+        raise ArtifactError(_not_a_key_message(path, contents))
+    if len(contents.key_blocks) > 1:
+        raise ArtifactError(
+            f"{path} holds {len(contents.key_blocks)} private keys; give a file with one key"
+        )
+    block = contents.key_blocks[0]
+    if block.encrypted and passphrase is None:
+        cipher = block.headers.get("DEK-Info", "").split(",")[0] or "PKCS#8"
+        raise ArtifactError(
+            f"{path} is an encrypted private key ({cipher}); give a passphrase source with "
+            f"key_passphrase (env:NAME or file:PATH)"
+        )
+    password = passphrase.value if (block.encrypted and passphrase is not None) else None
+    try:
+        return serialization.load_pem_private_key(_block_to_pem(block), password=password)
+    except TypeError:
+        # A passphrase was given for a key that is not encrypted: read it without.
+        return serialization.load_pem_private_key(_block_to_pem(block), password=None)
+    except ValueError as exc:
+        if block.encrypted:
+            source = passphrase.ref.describe() if passphrase else "none"
+            raise ArtifactError(
+                f"wrong passphrase for {path} (from {source}), or the key is damaged"
+            ) from None
+        raise ArtifactError(f"{path}:{block.line}: the private key cannot be read: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - cryptography raises UnsupportedAlgorithm and others
+        raise ArtifactError(
+            f"{path}:{block.line}: the private key cannot be read: {type(exc).__name__}"
+        ) from None

@@ -1,0 +1,90 @@
+"""Command-line interface: argument parsing, logging setup and exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import Sequence
+
+from certpipe import __version__
+from certpipe.commands import COMMANDS
+from certpipe.errors import EXIT_FAILED, EXIT_INTERRUPTED, CertpipeError
+
+EPILOG = """\
+exit codes:
+  0   done
+  1   a step or a check failed
+  2   invalid pipeline, usage, or a missing or too old openssl
+  75  pending: waiting for an outside input such as the CA's reply
+  130 interrupted (Ctrl-C)
+"""
+
+
+def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
+    """Build the parser; only the *selected* command's module is imported for its options."""
+    parser = argparse.ArgumentParser(
+        prog="certpipe",
+        description="Run checked certificate pipelines (key, CSR, CA reply, chain, PFX) "
+                    "with the system openssl.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"certpipe {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    verbosity = common.add_mutually_exclusive_group()
+    verbosity.add_argument("-v", "--verbose", action="store_true",
+                           help="show checks and every openssl command")
+    verbosity.add_argument("-q", "--quiet", action="store_true",
+                           help="print only failures and pending steps")
+    common.add_argument("--openssl", metavar="PATH",
+                        help="openssl binary to use (default: $CERTPIPE_OPENSSL, then PATH)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for name, (module_name, help_text) in COMMANDS.items():
+        sub = subparsers.add_parser(name, help=help_text, description=help_text.capitalize(),
+                                    parents=[common], epilog=EPILOG,
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+        if name == selected:
+            importlib.import_module(module_name).register(sub)
+    return parser
+
+
+def configure_logging(verbose: bool, quiet: bool) -> None:
+    level = logging.DEBUG if verbose else (logging.ERROR if quiet else logging.WARNING)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("certpipe")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+    # sh logs every command line at INFO; certpipe logs its own.
+    logging.getLogger("sh").setLevel(logging.WARNING)
+
+
+def _selected_command(argv: Sequence[str]) -> str | None:
+    return next((arg for arg in argv if arg in COMMANDS), None)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    selected = _selected_command(argv)
+    parser = build_parser(selected)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 for --help
+        return int(exc.code or 0)
+    configure_logging(args.verbose, args.quiet)
+    module = importlib.import_module(COMMANDS[args.command][0])
+    try:
+        return module.main(args)
+    except CertpipeError as exc:
+        print(f"certpipe: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("certpipe: interrupted; files already made are kept, run again to go on",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_FAILED

@@ -1,0 +1,11 @@
+"""Subcommands: each module has ``register(subparsers, common)`` and ``main(args) -> int``.
+
+cli.py imports a module only when its command runs, so ``certpipe --help``
+and an up-to-date run load no more than they need.
+"""
+
+# Command name -> (module, one-line help). Order is the order in --help.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("certpipe.commands.run", "run a pipeline"),
+    "validate": ("certpipe.commands.validate", "check pipeline files without running them"),
+}

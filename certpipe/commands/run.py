@@ -1,0 +1,44 @@
+"""``certpipe run``: run a pipeline's steps, skipping those that are up to date."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from certpipe.errors import CertpipeError
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("pipeline", type=Path, help="pipeline YAML file")
+    parser.add_argument("--workdir", type=Path, default=Path("."),
+                        help="folder for every file the pipeline makes (default: current folder)")
+    parser.add_argument("--set", dest="assignments", action="append", default=[],
+                        metavar="NAME=VALUE", help="override a pipeline variable (repeatable)")
+    parser.add_argument("--rekey", action="store_true",
+                        help="replace existing private keys (the old file is kept as a backup)")
+
+
+def main(args: argparse.Namespace) -> int:
+    from certpipe.engine import run_pipeline
+    from certpipe.openssl import OpenSSL
+    from certpipe.pipeline.model import load_pipeline, parse_assignments
+    from certpipe.report import StatusPrinter
+    from certpipe.steps.base import StepContext
+
+    pipeline = load_pipeline(args.pipeline, parse_assignments(args.assignments))
+    workdir = args.workdir.expanduser()
+    if workdir.exists() and not workdir.is_dir():
+        raise CertpipeError(f"--workdir {workdir} exists and is not a folder")
+    ctx = StepContext(
+        workdir=workdir,
+        openssl_factory=lambda: OpenSSL.discover(args.openssl),
+        timeout=pipeline.timeout,
+        rekey=args.rekey,
+    )
+    printer = StatusPrinter(sys.stdout, quiet=args.quiet, verbose=args.verbose)
+    report = run_pipeline(pipeline, ctx, printer.step)
+    printer.summary(report)
+    if report.error is not None:
+        print(f"certpipe: {report.error}", file=sys.stderr)
+    return report.exit_code

@@ -1,0 +1,268 @@
+"""Find the openssl binary, learn its version, and run it through ``sh``.
+
+Every call gets an argument list (no shell), a new session (so openssl can
+never stop to prompt on the terminal), a timeout, and secrets only through
+environment variables that the command line refers to as ``env:NAME``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import shlex
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from certpipe.errors import CertpipeError, OpenSSLNotUsable
+from certpipe.secrets import Secret
+
+log = logging.getLogger("certpipe.openssl")
+
+DEFAULT_TIMEOUT = 300.0
+OUTPUT_LIMIT = 2000  # characters of openssl output kept in an error message
+
+# Environment variables that carry secrets to openssl; they are set only in
+# the child's environment and named on its command line as env:NAME.
+PASSIN_VAR = "CERTPIPE_PASSIN"
+PASSOUT_VAR = "CERTPIPE_PASSOUT"
+
+_VERSION_RE = re.compile(
+    r"^(?P<flavour>OpenSSL|LibreSSL)\s+(?P<major>\d+)\.(?P<minor>\d+)\.(?P<patch>\d+)"
+    r"(?P<letter>[a-z]*)(?P<suffix>[-+]\S*)?"
+)
+
+
+@dataclass(frozen=True, order=True)
+class Version:
+    flavour: str
+    major: int
+    minor: int
+    patch: int
+    letter: str = ""
+    text: str = field(default="", compare=False)
+
+    def __str__(self) -> str:
+        return self.text or f"{self.flavour} {self.major}.{self.minor}.{self.patch}{self.letter}"
+
+    @property
+    def number(self) -> tuple[int, int, int, str]:
+        return (self.major, self.minor, self.patch, self.letter)
+
+    @property
+    def is_openssl3(self) -> bool:
+        return self.flavour == "OpenSSL" and self.major >= 3
+
+
+def parse_version(text: str) -> Version | None:
+    match = _VERSION_RE.match(text.strip())
+    if match is None:
+        return None
+    return Version(
+        flavour=match["flavour"],
+        major=int(match["major"]),
+        minor=int(match["minor"]),
+        patch=int(match["patch"]),
+        letter=match["letter"],
+        text=text.strip().splitlines()[0],
+    )
+
+
+def is_supported(version: Version) -> bool:
+    if version.flavour == "LibreSSL":
+        return (version.major, version.minor) >= (3, 0)
+    return version.number >= (1, 1, 1, "")
+
+
+SUPPORTED_TEXT = "OpenSSL 1.1.1 or newer (3.x recommended), or LibreSSL 3.0 or newer"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Result of one openssl call."""
+
+    command: tuple[str, ...]
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+    duration: float
+
+
+class OpenSSLCallFailed(CertpipeError):
+    """openssl exited non-zero, timed out or could not be started."""
+
+    def __init__(self, summary: str, command: Sequence[str], output: str = ""):
+        self.summary = summary
+        self.command = tuple(command)
+        self.output = output
+        text = f"{summary}\n  command: {format_command(command)}"
+        if output:
+            text += "\n  openssl output:\n" + _indent(output, "    ")
+        super().__init__(text)
+
+
+def format_command(command: Sequence[str]) -> str:
+    return " ".join(shlex.quote(str(part)) for part in command)
+
+
+def _indent(text: str, prefix: str) -> str:
+    return "\n".join(prefix + line for line in text.rstrip("\n").splitlines())
+
+
+def _clip(data: bytes, secrets: Sequence[Secret]) -> str:
+    for secret in secrets:
+        if secret.value:
+            data = data.replace(secret.value, b"<hidden>")
+    text = data.decode("utf-8", "replace").replace("\x00", "\\0")
+    if len(text) > OUTPUT_LIMIT:
+        cut = len(text) - OUTPUT_LIMIT
+        text = f"[{cut} earlier characters cut]\n" + text[-OUTPUT_LIMIT:]
+    return text
+
+
+class OpenSSL:
+    """One openssl binary with its detected version."""
+
+    def __init__(self, path: str, version: Version):
+        self.path = path
+        self.version = version
+        self.calls = 0
+
+    @classmethod
+    def discover(cls, explicit: str | None = None) -> "OpenSSL":
+        """Locate openssl (explicit path, $CERTPIPE_OPENSSL, then PATH) and check its version."""
+        source = "--openssl"
+        wanted = explicit
+        if not wanted:
+            wanted = os.environ.get("CERTPIPE_OPENSSL") or None
+            source = "CERTPIPE_OPENSSL"
+        if wanted:
+            path = _resolve_binary(wanted, source)
+        else:
+            found = shutil.which("openssl")
+            if found is None:
+                raise OpenSSLNotUsable(
+                    "openssl not found on PATH; install it (Debian/Ubuntu: apt-get install "
+                    "openssl) or name the binary with --openssl or CERTPIPE_OPENSSL"
+                )
+            path = found
+        version = cls.probe_version(path)
+        return cls(path, version)
+
+    @staticmethod
+    def probe_version(path: str) -> Version:
+        import sh
+
+        try:
+            result = sh.Command(path)(
+                "version", _return_cmd=True, _tty_out=False, _new_session=True,
+                _timeout=30, _env=dict(os.environ),
+            )
+        except sh.CommandNotFound:
+            raise OpenSSLNotUsable(f"openssl binary {path} cannot be run") from None
+        except sh.TimeoutException:
+            raise OpenSSLNotUsable(f"'{path} version' did not answer within 30 seconds") from None
+        except sh.ErrorReturnCode as exc:
+            raise OpenSSLNotUsable(
+                f"'{path} version' failed with exit code {exc.exit_code}; "
+                f"is it really openssl? Needed: {SUPPORTED_TEXT}"
+            ) from None
+        except OSError as exc:
+            raise OpenSSLNotUsable(f"openssl binary {path} cannot be run: {exc.strerror}") from None
+        text = result.stdout.decode("utf-8", "replace").strip()
+        version = parse_version(text)
+        if version is None:
+            shown = text.splitlines()[0][:80] if text else "nothing"
+            raise OpenSSLNotUsable(
+                f"cannot tell the version of {path}: 'openssl version' printed {shown!r}; "
+                f"needed: {SUPPORTED_TEXT}"
+            )
+        if not is_supported(version):
+            raise OpenSSLNotUsable(
+                f"{path} is {version}, which is too old; needed: {SUPPORTED_TEXT}"
+            )
+        return version
+
+    def run(self, args: Sequence[str | Path], *, step: str,
+            passin: Secret | None = None, passout: Secret | None = None,
+            timeout: float = DEFAULT_TIMEOUT, stdin: bytes | None = None,
+            extra_env: Mapping[str, str] | None = None) -> Outcome:
+        """Run ``openssl *args``; raise OpenSSLCallFailed on a non-zero exit or a timeout."""
+        import sh
+
+        command = ("openssl", *(str(arg) for arg in args))
+        env = {k: v for k, v in os.environ.items() if k not in (PASSIN_VAR, PASSOUT_VAR)}
+        secrets = []
+        for var, secret in ((PASSIN_VAR, passin), (PASSOUT_VAR, passout)):
+            if secret is not None:
+                secret.check_passable()
+                env[var] = os.fsdecode(secret.value)
+                secrets.append(secret)
+        if extra_env:
+            env.update(extra_env)
+
+        log.debug("[%s] %s", step, format_command(command))
+        self.calls += 1
+        started = time.monotonic()
+        timed_out = threading.Event()
+        try:
+            # sh's own _timeout polls and adds about 100 ms to every call
+            # (sh 2.4.0), so a timer kills the process group instead.
+            process = sh.Command(self.path)(
+                *command[1:], _return_cmd=True, _bg=True, _bg_exc=False, _tty_out=False,
+                _new_session=True, _env=env, _in=stdin, _truncate_exc=False,
+            )
+        except sh.CommandNotFound:
+            raise OpenSSLCallFailed(f"openssl binary {self.path} is gone", command) from None
+        except OSError as exc:
+            raise OpenSSLCallFailed(f"openssl could not be started: {exc.strerror}", command) from None
+
+        def stop() -> None:
+            timed_out.set()
+            with contextlib.suppress(ProcessLookupError, OSError):
+                process.kill_group()
+
+        timer = threading.Timer(timeout, stop)
+        timer.daemon = True
+        timer.start()
+        try:
+            process.wait()
+        except sh.ErrorReturnCode as exc:
+            if timed_out.is_set():
+                raise OpenSSLCallFailed(
+                    f"openssl did not finish within {timeout:g} seconds and was stopped; "
+                    f"raise the pipeline's 'timeout' if the machine is slow", command,
+                ) from None
+            output = _clip(exc.stderr + exc.stdout, secrets)
+            code = exc.exit_code
+            reason = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
+            raise OpenSSLCallFailed(f"openssl {reason}", command, output) from None
+        except BaseException:
+            # Ctrl-C or another interruption: do not leave openssl running.
+            stop()
+            raise
+        finally:
+            timer.cancel()
+        result = process
+        duration = time.monotonic() - started
+        log.debug("[%s] exit 0 in %.3f s", step, duration)
+        return Outcome(command, result.exit_code, result.stdout, result.stderr, duration)
+
+
+def _resolve_binary(wanted: str, source: str) -> str:
+    path = Path(wanted).expanduser()
+    if os.sep not in wanted:
+        found = shutil.which(wanted)
+        if found is None:
+            raise OpenSSLNotUsable(f"openssl binary {wanted!r} (from {source}) not found on PATH")
+        return found
+    if not path.exists():
+        raise OpenSSLNotUsable(f"openssl binary {path} (from {source}) does not exist")
+    if path.is_dir() or not os.access(path, os.X_OK):
+        raise OpenSSLNotUsable(f"openssl binary {path} (from {source}) is not an executable file")
+    return str(path)

@@ -1,0 +1,233 @@
+"""Turn a loaded document into a validated, resolved Pipeline."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Mapping
+
+from certpipe.errors import PipelineError
+from certpipe.pipeline.load import Document, KeyPath, format_key_path, load_document
+
+_VAR_RE = re.compile(r"\$(\$|\{([^}]*)\})")
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_VAR_DEPTH = 10
+
+
+@dataclass
+class Pipeline:
+    path: Path
+    sha256: str
+    name: str
+    timeout: float
+    steps: list[Any]  # certpipe.steps.base.Step
+    vars: dict[str, Any] = field(default_factory=dict)
+
+    def step(self, name: str) -> Any:
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise KeyError(name)
+
+
+def parse_assignments(pairs: list[str]) -> dict[str, str]:
+    """Parse ``--set NAME=VALUE`` arguments."""
+    result: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not _NAME_RE.match(name):
+            raise PipelineError(
+                f"--set {pair!r}: expected NAME=VALUE with NAME made of letters, digits and _"
+            )
+        result[name] = value
+    return result
+
+
+def load_pipeline(path: Path, overrides: Mapping[str, str] | None = None) -> Pipeline:
+    """Load, resolve and validate *path*; raise PipelineError listing every problem."""
+    doc = load_document(path)
+    data = doc.data
+    if not isinstance(data, dict):
+        raise PipelineError(
+            f"{doc.where(())}: the top level must be a mapping with 'version' and 'steps'"
+        )
+    variables = _collect_vars(doc, data, overrides or {})
+    resolved = {key: value for key, value in data.items() if key != "vars"}
+    problems: list[str] = []
+    resolved = _substitute(doc, resolved, (), variables, problems)
+    if "vars" in data:
+        resolved["vars"] = data["vars"]
+    if problems:
+        raise PipelineError(f"{path}: invalid pipeline", problems)
+
+    from certpipe.pipeline.validate import schema_problems
+
+    problems = schema_problems(doc, resolved)
+    if problems:
+        raise PipelineError(f"{path}: invalid pipeline", problems)
+
+    from certpipe.steps import build_step
+
+    steps = []
+    for index, settings in enumerate(resolved["steps"]):
+        try:
+            steps.append(build_step(settings))
+        except PipelineError as exc:
+            problems.append(f"{doc.where(('steps', index))}: steps[{index}] "
+                            f"(step '{settings['name']}'): {exc}")
+    problems += _check_graph(doc, steps)
+    if problems:
+        raise PipelineError(f"{path}: invalid pipeline", problems)
+    return Pipeline(
+        path=path,
+        sha256=doc.sha256,
+        name=resolved.get("name") or path.stem,
+        timeout=float(resolved.get("timeout", 300)),
+        steps=steps,
+        vars=variables,
+    )
+
+
+def _collect_vars(doc: Document, data: dict[str, Any],
+                  overrides: Mapping[str, str]) -> dict[str, Any]:
+    raw = data.get("vars", {})
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise PipelineError(f"{doc.where(('vars',))}: vars: expected a mapping of names to values")
+    problems = []
+    for name, value in raw.items():
+        if not _NAME_RE.match(name):
+            problems.append(f"{doc.where(('vars', name), at_key=True)}: vars.{name}: invalid "
+                            f"variable name; use letters, digits and _")
+        elif not isinstance(value, (str, int, bool)) or value is None:
+            problems.append(f"{doc.where(('vars', name))}: vars.{name}: expected a string, "
+                            f"number or boolean")
+    if problems:
+        raise PipelineError(f"{doc.path}: invalid pipeline", problems)
+    merged: dict[str, Any] = dict(raw)
+    merged.update(overrides)
+    # Resolve references between variables, refusing cycles.
+    resolved: dict[str, Any] = {}
+    for name in merged:
+        resolved[name] = _resolve_var(doc, name, merged, (), problems)
+    if problems:
+        raise PipelineError(f"{doc.path}: invalid pipeline", problems)
+    return resolved
+
+
+def _resolve_var(doc: Document, name: str, merged: Mapping[str, Any],
+                 stack: tuple[str, ...], problems: list[str]) -> Any:
+    value = merged[name]
+    if not isinstance(value, str):
+        return value
+    if name in stack:
+        chain = " -> ".join((*stack, name))
+        problems.append(f"{doc.where(('vars', name))}: vars.{name}: variables refer to each "
+                        f"other in a cycle ({chain})")
+        return ""
+    if len(stack) > MAX_VAR_DEPTH:
+        problems.append(f"{doc.where(('vars', name))}: vars.{name}: variable references nest "
+                        f"more than {MAX_VAR_DEPTH} levels")
+        return ""
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(1) == "$":
+            return "$$"  # kept for the final pass, which turns it into '$'
+        ref = match.group(2)
+        if ref not in merged:
+            problems.append(f"{doc.where(('vars', name))}: vars.{name}: unknown variable "
+                            f"'{ref}'")
+            return ""
+        return str(_resolve_var(doc, ref, merged, (*stack, name), problems))
+
+    return _VAR_RE.sub(replace, value)
+
+
+def _substitute(doc: Document, value: Any, key_path: KeyPath, variables: Mapping[str, Any],
+                problems: list[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _substitute(doc, v, (*key_path, k), variables, problems)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(doc, v, (*key_path, i), variables, problems)
+                for i, v in enumerate(value)]
+    if not isinstance(value, str) or "$" not in value:
+        return value
+    whole = re.fullmatch(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", value)
+    if whole and whole.group(1) in variables:
+        typed = variables[whole.group(1)]
+        if isinstance(typed, str) and re.fullmatch(r"-?\d{1,9}", typed):
+            return int(typed)  # a number given by --set, for keys such as bits
+        if not isinstance(typed, str):
+            return typed
+        return typed.replace("$$", "$")
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(1) == "$":
+            return "$"
+        ref = match.group(2)
+        if not _NAME_RE.match(ref):
+            problems.append(f"{doc.where(key_path)}: {format_key_path(key_path)}: "
+                            f"invalid variable reference '${{{ref}}}'")
+            return ""
+        if ref not in variables:
+            known = ", ".join(sorted(variables)) or "none"
+            problems.append(f"{doc.where(key_path)}: {format_key_path(key_path)}: unknown "
+                            f"variable '{ref}' (defined: {known}); add it under vars: or "
+                            f"pass --set {ref}=VALUE")
+            return ""
+        return str(variables[ref]).replace("$$", "$")
+
+    return _VAR_RE.sub(replace, value)
+
+
+def check_out_path(value: str) -> str | None:
+    """Return why *value* may not be an output path, or None when it is fine."""
+    if "\x00" in value:
+        return "contains a NUL byte"
+    pure = PurePosixPath(value)
+    if pure.is_absolute() or value.startswith("~") or re.match(r"^[A-Za-z]:[\\/]", value):
+        return "is absolute; outputs must stay inside the work directory"
+    if ".." in pure.parts or "\\" in value:
+        return "leaves the work directory ('..' or a backslash)"
+    if pure.parts and pure.parts[0] == ".certpipe":
+        return "is inside .certpipe, which certpipe keeps for its own state"
+    return None
+
+
+def _check_graph(doc: Document, steps: list[Any]) -> list[str]:
+    problems = []
+    seen_names: dict[str, int] = {}
+    producers: dict[str, tuple[int, str]] = {}
+    for index, step in enumerate(steps):
+        where = doc.where(("steps", index, "name"))
+        if step.name in seen_names:
+            problems.append(f"{where}: steps[{index}].name: step name '{step.name}' is already "
+                            f"used by steps[{seen_names[step.name]}]")
+        seen_names.setdefault(step.name, index)
+        for key, out in step.outputs().items():
+            reason = check_out_path(out)
+            if reason:
+                problems.append(f"{doc.where(('steps', index, key))}: steps[{index}].{key} "
+                                f"(step '{step.name}'): {out!r} {reason}")
+                continue
+            normal = str(PurePosixPath(out))
+            if normal in producers:
+                other = producers[normal]
+                problems.append(f"{doc.where(('steps', index, key))}: steps[{index}].{key} "
+                                f"(step '{step.name}'): {out!r} is already written by step "
+                                f"'{steps[other[0]].name}'")
+            producers[normal] = (index, key)
+    for index, step in enumerate(steps):
+        for key_path, used in step.inputs():
+            normal = str(PurePosixPath(used))
+            if normal in producers and producers[normal][0] >= index:
+                maker = steps[producers[normal][0]]
+                relation = "itself" if maker is step else f"the later step '{maker.name}'"
+                label = format_key_path(("steps", index, *key_path))
+                problems.append(f"{doc.where(('steps', index, *key_path))}: {label} "
+                                f"(step '{step.name}'): uses {used!r}, which {relation} writes; "
+                                f"order the steps so that files are made before they are used")
+    return problems

@@ -228,6 +228,7 @@ def _check_graph(doc: Document, steps: list[Any]) -> list[str]:
                 relation = "itself" if maker is step else f"the later step '{maker.name}'"
                 label = format_key_path(("steps", index, *key_path))
                 problems.append(f"{doc.where(('steps', index, *key_path))}: {label} "
-                                f"(step '{step.name}'): uses {used!r}, which {relation} writes; "
+                                f"(step '{step.name}'): "
+                                f"uses {used!r}, which {relation} writes; "
                                 f"order the steps so that files are made before they are used")
     return problems

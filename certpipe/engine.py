@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from certpipe.errors import CertpipeError, CheckFailed, Pending, StepFailed
+from certpipe.errors import CertpipeError, CheckFailed, OpenSSLNotUsable, Pending, StepFailed
 from certpipe.fsutil import atomic_write, remove_stale_temps
 from certpipe.pipeline.model import Pipeline
 from certpipe.steps.base import Step, StepContext, StepResult
@@ -123,6 +123,16 @@ def run_pipeline(pipeline: Pipeline, ctx: StepContext,
             report.exit_code = exc.exit_code
             report.error = exc
             state.save()
+            return report
+        except OpenSSLNotUsable as exc:
+            # Not the step's fault: the run cannot start any openssl call (exit 2).
+            step_report = StepReport(step.name, step.kind, "failed",
+                                     time.monotonic() - started, message=str(exc))
+            report.steps.append(step_report)
+            on_step(step_report)
+            state.save()
+            report.exit_code = exc.exit_code
+            report.error = exc
             return report
         except CertpipeError as exc:
             failure = exc if isinstance(exc, StepFailed) else StepFailed(step.name, str(exc))

@@ -7,6 +7,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID
 
 from certpipe.artifacts.keys import cert_fingerprint
@@ -14,9 +15,33 @@ from certpipe.artifacts.keys import cert_fingerprint
 
 def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     """True when *issuer*'s name and key made *cert*'s signature."""
+    if cert.issuer != issuer.subject:
+        return False
     try:
         cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+    except ValueError:
+        # cryptography 50 refuses SHA-1 signatures here ("Unsupported signature
+        # algorithm"); check them by hand so they can be reported as weak.
+        return _verify_legacy_signature(cert, issuer)
+    except (TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+def _verify_legacy_signature(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        algorithm = cert.signature_hash_algorithm
+        public_key = issuer.public_key()
+        if algorithm is None:
+            return False
+        if isinstance(public_key, rsa.RSAPublicKey):
+            public_key.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(),
+                              algorithm)
+        elif isinstance(public_key, ec.EllipticCurvePublicKey):
+            public_key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(algorithm))
+        else:
+            return False
+    except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError):
         return False
     return True
 

@@ -247,3 +247,72 @@ def weak_signature_message(cert: x509.Certificate, path: Path, hash_name: str,
         f"{hash_name}. OpenSSL 3 servers refuse it ('ca md too weak') and browsers distrust "
         f"it; have the CA re-issue the certificate with SHA-256"
     )
+
+
+def ca_problem(issuer: x509.Certificate, below: int) -> str | None:
+    """Say why *issuer* cannot sign certificates for a chain, or return None.
+
+    *below* is the number of intermediate CAs between *issuer* and the leaf,
+    for the pathLenConstraint. OpenSSL rejects chains with any of these faults.
+    """
+    try:
+        constraints = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        if issuer.version == x509.Version.v1 and issuer.subject == issuer.issuer:
+            return None  # old version 1 roots carry no extensions and are still accepted
+        return "it has no basicConstraints extension, so it is not a CA certificate"
+    except ValueError:
+        return "its basicConstraints extension is damaged"
+    if not constraints.ca:
+        return "it is not a CA certificate (basicConstraints CA:FALSE)"
+    if constraints.path_length is not None and below > constraints.path_length:
+        return (f"its pathLenConstraint allows {constraints.path_length} intermediate CA(s) "
+                f"below it, but the chain has {below}")
+    try:
+        usage = issuer.extensions.get_extension_for_class(x509.KeyUsage).value
+    except (x509.ExtensionNotFound, ValueError):
+        return None
+    if not usage.key_cert_sign:
+        return "its keyUsage lacks keyCertSign, so it may not sign certificates"
+    return None
+
+
+def validity_problem(cert: x509.Certificate, now: dt.datetime) -> str | None:
+    """Say how *cert* is outside its validity period at *now*, or return None."""
+    if now < cert.not_valid_before_utc:
+        return f"is not valid yet (valid from {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC)"
+    if now > cert.not_valid_after_utc:
+        return f"expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
+    return None
+
+
+def cert_problems(cert: x509.Certificate, now: dt.datetime, is_root: bool) -> list[str]:
+    """List what a server admin should know about one certificate, for inspect."""
+    problems = []
+    validity = validity_problem(cert, now)
+    if validity:
+        problems.append(validity)
+    weak = weak_signature(cert)
+    if weak and not is_root:
+        problems.append(f"signed with {weak}; OpenSSL 3 servers refuse it ('ca md too weak') "
+                        f"and browsers distrust it")
+    if not is_root and not _is_ca_cert(cert):
+        problems += alt_name_problems(cert, "certificate")
+    return problems
+
+
+def alt_name_problems(obj: x509.Certificate | x509.CertificateSigningRequest,
+                      what: str) -> list[str]:
+    """Return the subjectAltName faults check_cn_in_alt_names raises for, as text."""
+    try:
+        check_cn_in_alt_names(obj, Path(what), what)
+    except CheckFailed as exc:
+        return [str(exc).split(": ", 1)[1]]
+    return []
+
+
+def _is_ca_cert(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except (x509.ExtensionNotFound, ValueError):
+        return False

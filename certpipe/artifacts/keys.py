@@ -9,9 +9,10 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 
-from certpipe.artifacts.intake import Contents, PemBlock, read_contents
+from certpipe.artifacts import der as asn1
+from certpipe.artifacts.intake import Contents, PemBlock, read_contents, what_it_holds
 from certpipe.errors import ArtifactError
 from certpipe.secrets import Secret
 
@@ -35,7 +36,21 @@ def describe_key_type(key: Any) -> str:
         return f"RSA {key.key_size}"
     if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
         return "EC " + CURVE_NAMES.get(key.curve.name, key.curve.name)
+    if isinstance(key, (dsa.DSAPrivateKey, dsa.DSAPublicKey)):
+        return f"DSA {key.key_size}"
+    if isinstance(key, (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey)):
+        return "Ed25519"
+    if isinstance(key, (ed448.Ed448PrivateKey, ed448.Ed448PublicKey)):
+        return "Ed448"
     return type(key).__name__.lstrip("_")
+
+
+def key_cipher(block: PemBlock) -> str:
+    """Name the cipher protecting an encrypted key block, as far as the file says."""
+    dek_info = block.headers.get("DEK-Info", "")
+    if dek_info:
+        return dek_info.split(",")[0]
+    return asn1.encrypted_pkcs8_algorithm(block.der) or "PKCS#8"
 
 
 def _block_to_pem(block: PemBlock) -> bytes:
@@ -50,21 +65,66 @@ def _block_to_pem(block: PemBlock) -> bytes:
     return ("\n".join(lines) + "\n").encode("ascii")
 
 
+def _parse_block(block: PemBlock, password: bytes | None) -> Any:
+    if block.headers:
+        # Traditional encrypted PEM keeps its cipher and IV in the headers.
+        return serialization.load_pem_private_key(_block_to_pem(block), password=password)
+    return serialization.load_der_private_key(block.der, password=password)
+
+
+def where_of(path: Path, block: PemBlock) -> str:
+    return f"{path}:{block.line}" if block.line else str(path)
+
+
+def load_key_block(block: PemBlock, path: Path, passphrase: Secret | None) -> Any:
+    """Decrypt and parse one key block; raise ArtifactError naming the file on any problem."""
+    if block.encrypted and passphrase is None:
+        raise ArtifactError(
+            f"{path} is an encrypted private key ({key_cipher(block)}); give a passphrase "
+            f"source with key_passphrase (env:NAME or file:PATH)"
+        )
+    password = passphrase.value if (block.encrypted and passphrase is not None) else None
+    try:
+        return _parse_block(block, password)
+    except TypeError:
+        # The file says it is encrypted but is not, or the other way round.
+        return _parse_block(block, None)
+    except ValueError as exc:
+        if block.encrypted:
+            source = passphrase.ref.describe() if passphrase else "none"
+            raise ArtifactError(
+                f"wrong passphrase for {path} (from {source}), or the key is damaged"
+            ) from None
+        raise ArtifactError(
+            f"{where_of(path, block)}: the private key cannot be read: {exc}"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - cryptography raises UnsupportedAlgorithm and others
+        raise ArtifactError(
+            f"{where_of(path, block)}: the private key cannot be read: {type(exc).__name__}"
+        ) from None
+
+
 def _not_a_key_message(path: Path, contents: Contents) -> str:
-    if contents.unknown_labels:
+    if contents.unknown_labels and not (contents.certs or contents.csrs):
         return f"{path} holds PEM label '{contents.unknown_labels[0]}', not a private key"
     if contents.csrs and not contents.certs:
         return f"{path} is a certificate request (PKCS#10), not a private key"
-    if contents.certs:
-        return f"{path} holds {contents.description}, but no private key"
     if contents.pkcs12:
         return f"{path} is a PKCS#12 (PFX) file; give the PEM private key instead"
-    return f"{path} holds {contents.description}, not a private key"
+    if contents.public_keys and not contents.certs:
+        return (f"{path} is a public key, not a private key; the private key is the file "
+                f"the public key was made from")
+    if contents.certs:
+        return f"{path} holds {contents.description}, but no private key"
+    return f"{path} holds {what_it_holds(contents)}, not a private key"
 
 
 def read_private_key(path: Path, passphrase: Secret | None = None) -> Any:
     """Load the one private key in *path*; raise ArtifactError naming the file on any problem."""
     contents = read_contents(path, "a private key")
+    if contents.pkcs12:
+        # openssl's -inkey takes no PKCS#12, so a PFX is not accepted as a key file.
+        raise ArtifactError(_not_a_key_message(path, contents))
     if contents.keys:
         return contents.keys[0]
     if not contents.key_blocks:
@@ -73,27 +133,4 @@ def read_private_key(path: Path, passphrase: Secret | None = None) -> Any:
         raise ArtifactError(
             f"{path} holds {len(contents.key_blocks)} private keys; give a file with one key"
         )
-    block = contents.key_blocks[0]
-    if block.encrypted and passphrase is None:
-        cipher = block.headers.get("DEK-Info", "").split(",")[0] or "PKCS#8"
-        raise ArtifactError(
-            f"{path} is an encrypted private key ({cipher}); give a passphrase source with "
-            f"key_passphrase (env:NAME or file:PATH)"
-        )
-    password = passphrase.value if (block.encrypted and passphrase is not None) else None
-    try:
-        return serialization.load_pem_private_key(_block_to_pem(block), password=password)
-    except TypeError:
-        # A passphrase was given for a key that is not encrypted: read it without.
-        return serialization.load_pem_private_key(_block_to_pem(block), password=None)
-    except ValueError as exc:
-        if block.encrypted:
-            source = passphrase.ref.describe() if passphrase else "none"
-            raise ArtifactError(
-                f"wrong passphrase for {path} (from {source}), or the key is damaged"
-            ) from None
-        raise ArtifactError(f"{path}:{block.line}: the private key cannot be read: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - cryptography raises UnsupportedAlgorithm and others
-        raise ArtifactError(
-            f"{path}:{block.line}: the private key cannot be read: {type(exc).__name__}"
-        ) from None
+    return load_key_block(contents.key_blocks[0], path, passphrase)

@@ -1,8 +1,11 @@
 """Take in the CA's reply: pick the leaf by the key, order the chain, write PEM files.
 
-The reply is recognised by content. PKCS#7 and DER certificates are turned
-into PEM by openssl; the result is read back and compared with what
-cryptography reads from the same file.
+The reply is recognised by content: PKCS#7 (PEM, DER or under a CERTIFICATE
+label), certificates in PEM or DER in any order, or PKCS#12. PKCS#7 and DER
+certificates are also read by openssl, and both readings must agree.
+Missing intermediates come from extra_certs. The chain is then checked:
+complete, every certificate within its validity period, every issuer a CA,
+no SHA-1 or MD5 signature below the root, and leading to a trust anchor.
 """
 
 from __future__ import annotations
@@ -15,17 +18,23 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from certpipe.artifacts import checks
-from certpipe.artifacts.chain import Chain, build_chain, ca_issuers_urls, find_leaf, issued_by
-from certpipe.artifacts.chain import is_self_signed
+from certpipe.artifacts.chain import (
+    Chain, build_chain, ca_issuers_urls, find_leaf, is_ca, is_self_signed, issued_by,
+)
 from certpipe.artifacts.intake import (
-    ArtifactError, Contents, inspect_bytes, looks_like_pkcs7, read_certificates, read_csr,
-    read_file,
+    ArtifactError, Contents, Pkcs7Unreadable, inspect_bytes, looks_like_pkcs7,
+    read_certificates, read_csr, read_file,
 )
 from certpipe.artifacts.keys import cert_fingerprint, public_key_fingerprint, read_private_key
+from certpipe.artifacts.trust import AnchorSet, system_anchors
 from certpipe.errors import CheckFailed, Pending
 from certpipe.fsutil import atomic_write
+from certpipe.openssl import OpenSSLCallFailed
 from certpipe.secrets import SecretRef
 from certpipe.steps.base import InputRef, Step, StepContext, StepResult, secret_ref
+
+# openssl x509 and pkcs7 need no CA bundle; without one they start faster.
+_NO_CA_BUNDLE = {"SSL_CERT_FILE": "/dev/null"}
 
 
 @dataclass(frozen=True)
@@ -34,6 +43,7 @@ class CaReplyStep(Step):
 
     name: str
     reply: str
+    reply_password: SecretRef | None
     key: str
     key_passphrase: SecretRef | None
     csr: str | None
@@ -41,14 +51,22 @@ class CaReplyStep(Step):
     include_root: bool
     allow_incomplete_chain: bool
     weak_signature: str
+    trust_anchors: str | tuple[str, ...]
+    untrusted_chain: str
     cert_out: str
     chain_out: str
+    fullchain_out: str | None
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> "CaReplyStep":
+        anchors = settings.get("trust_anchors", "system")
+        if isinstance(anchors, list):
+            anchors = tuple(anchors)
+        default_untrusted = "warn" if anchors == "system" else "fail"
         return cls(
             name=settings["name"],
             reply=settings["reply"],
+            reply_password=secret_ref(settings, "reply_password"),
             key=settings["key"],
             key_passphrase=secret_ref(settings, "key_passphrase"),
             csr=settings.get("csr"),
@@ -56,8 +74,11 @@ class CaReplyStep(Step):
             include_root=settings.get("include_root", False),
             allow_incomplete_chain=settings.get("allow_incomplete_chain", False),
             weak_signature=settings.get("weak_signature", "fail"),
+            trust_anchors=anchors,
+            untrusted_chain=settings.get("untrusted_chain", default_untrusted),
             cert_out=settings["cert_out"],
             chain_out=settings["chain_out"],
+            fullchain_out=settings.get("fullchain_out"),
         )
 
     def inputs(self) -> list[InputRef]:
@@ -65,17 +86,25 @@ class CaReplyStep(Step):
         if self.csr:
             refs.append((("csr",), self.csr))
         refs += [(("extra_certs", i), path) for i, path in enumerate(self.extra_certs)]
+        if isinstance(self.trust_anchors, tuple):
+            refs += [(("trust_anchors", i), p) for i, p in enumerate(self.trust_anchors)]
         return refs
 
     def outputs(self) -> dict[str, str]:
-        return {"cert_out": self.cert_out, "chain_out": self.chain_out}
+        outputs = {"cert_out": self.cert_out, "chain_out": self.chain_out}
+        if self.fullchain_out:
+            outputs["fullchain_out"] = self.fullchain_out
+        return outputs
 
     def settings(self) -> dict[str, Any]:
         return {
             "include_root": self.include_root,
             "allow_incomplete_chain": self.allow_incomplete_chain,
             "weak_signature": self.weak_signature,
+            "trust_anchors": self.trust_anchors,
+            "untrusted_chain": self.untrusted_chain,
             "key_passphrase": None if self.key_passphrase is None else self.key_passphrase.source,
+            "reply_password": None if self.reply_password is None else self.reply_password.source,
         }
 
     def pending_message(self, ctx: StepContext) -> str:
@@ -92,25 +121,95 @@ class CaReplyStep(Step):
             raise Pending(self.pending_message(ctx))
         result = StepResult()
         key_path = ctx.path(self.key)
-        key = self._load(lambda: read_private_key(key_path, ctx.secret(self.key_passphrase)))
-        reply = self._load(lambda: read_certificates(reply_path))
-        result.notes += reply.notes
-        certs = self._convert(ctx, reply_path, reply)
-        origin = {cert_fingerprint(c): reply_path for c in certs}
-        pool = list(certs)
+        key = _load(lambda: read_private_key(key_path, ctx.secret(self.key_passphrase)))
+        reply = self._read_reply(ctx, reply_path, result)
+        pool = _Pool(result)
+        pool.add_all(reply_path, reply.certs)
         for extra in self.extra_certs:
-            for path, cert in self._read_extra(ctx.path(extra)):
-                origin.setdefault(cert_fingerprint(cert), path)
-                pool.append(cert)
+            for path, cert in _read_extra(ctx.path(extra), result):
+                pool.add(path, cert, extra=True)
 
-        leaf = find_leaf(certs, key.public_key())
-        csr = None
-        if self.csr:
-            csr_path = ctx.path(self.csr)
-            csr = self._load(lambda: read_csr(csr_path))
+        leaf = find_leaf(reply.certs, key.public_key())
+        csr = _load(lambda: read_csr(ctx.path(self.csr))) if self.csr else None
         if leaf is None:
-            raise CheckFailed(self._no_leaf_message(certs, reply_path, key, key_path, csr))
-        leaf_path = origin[cert_fingerprint(leaf)]
+            raise CheckFailed(self._no_leaf_message(ctx, reply, reply_path, key, key_path, csr))
+        leaf_path = pool.source(leaf)
+        self._check_leaf(ctx, leaf, leaf_path, key, key_path, csr, result)
+
+        anchors = self._anchors(ctx, pool)
+        chain = build_chain(leaf, pool.certs, anchors.certs, ctx.now)
+        _ChainReview(self, ctx, chain, pool, anchors, result).run()
+
+        pem_leaf = _pem([leaf])
+        pem_chain = _pem(chain.server_chain(self.include_root))
+        atomic_write(ctx.path(self.cert_out), pem_leaf)
+        atomic_write(ctx.path(self.chain_out), pem_chain)
+        result.made += [self.cert_out, self.chain_out]
+        if self.fullchain_out:
+            atomic_write(ctx.path(self.fullchain_out), pem_leaf + pem_chain)
+            result.made.append(self.fullchain_out)
+        return result
+
+    def _read_reply(self, ctx: StepContext, path: Path, result: StepResult) -> Contents:
+        passwords = [s for s in [ctx.secret(self.reply_password)] if s is not None]
+        try:
+            reply = read_certificates(path, passwords, allow_pkcs12=True)
+        except Pkcs7Unreadable as exc:
+            reply = self._openssl_fallback(ctx, path, str(exc))
+        except ArtifactError as exc:
+            if "protected by a password" in str(exc) and self.reply_password is None:
+                raise CheckFailed(f"{path}: is a PKCS#12 (PFX) file protected by a password; "
+                                  f"set reply_password (env:NAME or file:PATH)") from None
+            raise CheckFailed(str(exc)) from None
+        result.notes += reply.notes
+        if not reply.pkcs12:
+            reply.certs = self._cross_check(ctx, path, reply, result)
+        return reply
+
+    def _openssl_fallback(self, ctx: StepContext, path: Path, problem: str) -> Contents:
+        """Read PKCS#7 that cryptography rejects with ``openssl pkcs7 -print_certs``."""
+        raw, _ = read_file(path)
+        inform = "DER" if raw[:1] == b"\x30" else "PEM"
+        args = ["pkcs7", "-inform", inform, "-in", str(path), "-print_certs"]
+        try:
+            outcome = ctx.openssl.run(args, step=self.name, timeout=ctx.timeout,
+                                      extra_env=_NO_CA_BUNDLE)
+            contents = inspect_bytes(path, outcome.stdout)
+        except (OpenSSLCallFailed, ArtifactError):
+            raise CheckFailed(f"{problem}; openssl pkcs7 -inform {inform} could not read it "
+                              f"either") from None
+        if not contents.certs:
+            raise CheckFailed(f"{problem}; openssl found no certificates in it either")
+        contents.notes.append(f"{path}: read with openssl pkcs7 ({problem})")
+        return contents
+
+    def _cross_check(self, ctx: StepContext, path: Path, contents: Contents,
+                     result: StepResult) -> list[x509.Certificate]:
+        """Read PKCS#7 and DER with openssl too, and compare with cryptography's reading."""
+        args = _openssl_reader_args(path, contents)
+        if args is None:
+            return contents.certs
+        try:
+            outcome = ctx.openssl.run(args, step=self.name, timeout=ctx.timeout,
+                                      extra_env=_NO_CA_BUNDLE)
+        except OpenSSLCallFailed as exc:
+            result.notes.append(f"warning: openssl could not read {path} ({exc.summary}); "
+                                f"going on with certpipe's own reading of it")
+            return contents.certs
+        converted = inspect_bytes(path, outcome.stdout).certs
+        ours = sorted(cert_fingerprint(c) for c in contents.certs)
+        theirs = sorted(cert_fingerprint(c) for c in converted)
+        if ours != theirs:
+            raise CheckFailed(
+                f"{path}: openssl found {len(theirs)} certificates and cryptography "
+                f"{len(ours)}, or different ones; the file may be damaged"
+            )
+        result.checks.append(f"openssl and cryptography read the same {len(ours)} "
+                             f"certificate(s) from {path.name}")
+        return contents.certs
+
+    def _check_leaf(self, ctx: StepContext, leaf: x509.Certificate, leaf_path: Path, key: Any,
+                    key_path: Path, csr: Any, result: StepResult) -> None:
         checks.check_cert_matches_key(leaf, leaf_path, key, key_path)
         result.checks.append(
             f"certificate public key is the key's (SHA-256 "
@@ -131,127 +230,135 @@ class CaReplyStep(Step):
         checks.check_validity(leaf, leaf_path, ctx.now)
         result.checks.append(f"certificate valid until {leaf.not_valid_after_utc:%Y-%m-%d}")
 
-        chain = build_chain(leaf, pool)
-        self._check_chain(ctx, chain, origin, leaf_path, result)
-        server_chain = chain.server_chain(self.include_root)
-        atomic_write(ctx.path(self.cert_out), _pem([leaf]))
-        atomic_write(ctx.path(self.chain_out), _pem(server_chain))
-        result.made += [self.cert_out, self.chain_out]
-        return result
+    def _anchors(self, ctx: StepContext, pool: "_Pool") -> AnchorSet:
+        if self.trust_anchors == "system":
+            return system_anchors()
+        if self.trust_anchors == "reply":
+            roots = [c for c in pool.certs if is_self_signed(c)]
+            return AnchorSet("the root in the reply (trust_anchors: reply)", roots)
+        anchors = AnchorSet("trust_anchors (" + ", ".join(self.trust_anchors) + ")")
+        for entry in self.trust_anchors:
+            path = ctx.path(entry)
+            found = _read_extra(path, None)
+            if not found:
+                raise CheckFailed(f"trust_anchors: {path} holds no certificate")
+            anchors.certs += [cert for _, cert in found]
+        return anchors
 
-    @staticmethod
-    def _load(reader: Any) -> Any:
-        try:
-            return reader()
-        except ArtifactError as exc:
-            raise CheckFailed(str(exc)) from None
-
-    def _convert(self, ctx: StepContext, path: Path, contents: Contents) -> list[x509.Certificate]:
-        """Turn PKCS#7 or DER into PEM with openssl and compare with cryptography's reading."""
-        raw, _ = read_file(path)
-        if raw.lstrip()[:1] == b"-" or b"-----BEGIN" in raw[:4096]:
-            if "PKCS#7" not in contents.description:
-                return contents.certs  # already PEM certificates: nothing to convert
-            args = ["pkcs7", "-inform", "PEM", "-in", str(path), "-print_certs"]
-        elif looks_like_pkcs7(raw):
-            args = ["pkcs7", "-inform", "DER", "-in", str(path), "-print_certs"]
-        elif raw[:1] == b"\x30":
-            args = ["x509", "-inform", "DER", "-in", str(path), "-outform", "PEM"]
-        else:
-            return contents.certs  # base64 or UTF-16 text: cryptography's reading stands
-        outcome = ctx.openssl.run(args, step=self.name, timeout=ctx.timeout,
-                                  extra_env={"SSL_CERT_FILE": "/dev/null"})
-        converted = inspect_bytes(path, outcome.stdout).certs
-        ours = sorted(cert_fingerprint(c) for c in contents.certs)
-        theirs = sorted(cert_fingerprint(c) for c in converted)
-        if ours != theirs:
-            raise CheckFailed(
-                f"{path}: openssl found {len(theirs)} certificates and cryptography "
-                f"{len(ours)}, or different ones; the file may be damaged"
-            )
-        return converted
-
-    @staticmethod
-    def _read_extra(path: Path) -> list[tuple[Path, x509.Certificate]]:
-        files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
-        found = []
-        for file in files:
-            try:
-                contents = read_certificates(file)
-            except ArtifactError as exc:
-                if path.is_dir():
-                    continue  # folders may hold keys and notes too
-                raise CheckFailed(str(exc)) from None
-            found += [(file, cert) for cert in contents.certs]
-        return found
-
-    def _no_leaf_message(self, certs: list[x509.Certificate], reply_path: Path, key: Any,
+    def _no_leaf_message(self, ctx: StepContext, reply: Contents, reply_path: Path, key: Any,
                          key_path: Path, csr: Any) -> str:
-        leaves = [c for c in certs if not _is_ca(c)] or certs
-        leaf = leaves[0]
+        certs = reply.certs
+        leaf = next((c for c in certs if not is_ca(c)), certs[0])
+        key_fingerprint = public_key_fingerprint(key.public_key())
         lines = [
             f"the certificate does not belong to the key: no certificate in {reply_path} "
-            f"carries the public key of {key_path} (SHA-256 "
-            f"{public_key_fingerprint(key.public_key())}); {reply_path} holds "
-            f"{leaf.subject.rfc4514_string()!r} with public key SHA-256 "
-            f"{public_key_fingerprint(leaf.public_key())}."
+            f"carries the public key of {key_path}, so their public keys differ. {reply_path} "
+            f"holds {leaf.subject.rfc4514_string()!r} with public key SHA-256 "
+            f"{public_key_fingerprint(leaf.public_key())}; {key_path} has public key SHA-256 "
+            f"{key_fingerprint}."
         ]
+        if reply.keys and find_leaf(certs, reply.keys[0].public_key()) is not None:
+            lines.append(f"{reply_path} carries its own private key, which fits that "
+                         f"certificate: use the key from the .pfx, not {key_path}.")
         if csr is not None:
+            csr_path = ctx.path(self.csr or "")
             if csr.public_key() == leaf.public_key():
                 lines.append(
-                    f"{reply_path} matches the CSR {self.csr}, but {key_path} does not: the "
-                    f"key for this certificate is wherever {self.csr} was generated."
+                    f"{reply_path} matches the CSR {csr_path}, but not {key_path}: the key for "
+                    f"this certificate is wherever {csr_path} was generated."
                 )
             else:
-                lines.append(f"It does not match the CSR {self.csr} either.")
+                lines.append(f"It does not match the CSR {csr_path} either.")
         lines.append(
             "No .pfx is made: IIS would import this certificate without a private key and it "
             "would vanish on refresh. The right key is wherever the CSR for this certificate "
             "was made: export a .pfx there, or have the CA re-issue the certificate for a CSR "
-            f"made from {key_path}"
+            f"made from {key_path} (re-key)"
         )
         return "\n".join(lines)
 
-    def _check_chain(self, ctx: StepContext, chain: Chain, origin: dict[str, Path],
-                     leaf_path: Path, result: StepResult) -> None:
-        def source(cert: x509.Certificate) -> Path:
-            return origin.get(cert_fingerprint(cert), leaf_path)
 
-        for cert in chain.intermediates + ([chain.root] if chain.root else []):
-            checks.check_validity(cert, source(cert), ctx.now, "CA certificate")
-        for cert, role in [(chain.leaf, "certificate")] + [
-            (c, "intermediate CA certificate") for c in chain.intermediates
-        ]:
-            weak = checks.weak_signature(cert)
-            if weak:
-                message = checks.weak_signature_message(cert, source(cert), weak, role)
-                if self.weak_signature == "fail":
-                    raise CheckFailed(message + " (or set weak_signature: warn to go on)")
-                result.notes.append("warning: " + message)
-        for cert in chain.unused:
-            if chain.complete or is_self_signed(cert):
-                result.notes.append(
-                    f"left out {cert.subject.rfc4514_string()!r} from {source(cert)}: "
-                    f"not part of the leaf's chain"
-                )
-        if not chain.complete:
-            message = self._incomplete_message(chain, source)
-            if not self.allow_incomplete_chain:
-                raise CheckFailed(message + "; no .pfx is made without the full chain (set "
-                                  "allow_incomplete_chain: true to go on anyway)")
-            result.notes.append("warning: " + message)
-        else:
-            result.checks.append(
-                f"chain complete: {len(chain.intermediates)} intermediate(s) up to "
-                f"{chain.root.subject.rfc4514_string() if chain.root else 'a self-signed leaf'!r}"
+class _Pool:
+    """The certificates at hand, without duplicates, each with the file it came from."""
+
+    def __init__(self, result: StepResult):
+        self.result = result
+        self.certs: list[x509.Certificate] = []
+        self.origin: dict[str, Path] = {}
+        self.extra: set[str] = set()
+
+    def add_all(self, path: Path, certs: list[x509.Certificate]) -> None:
+        for cert in certs:
+            self.add(path, cert)
+
+    def add(self, path: Path, cert: x509.Certificate, extra: bool = False) -> None:
+        fingerprint = cert_fingerprint(cert)
+        if fingerprint in self.origin:
+            first = self.origin[fingerprint]
+            where = "again" if first == path else f"also in {first}"
+            self.result.notes.append(
+                f"dropped a duplicate of {cert.subject.rfc4514_string()!r} from {path} "
+                f"({where})"
             )
+            return
+        self.origin[fingerprint] = path
+        self.certs.append(cert)
+        if extra:
+            self.extra.add(fingerprint)
 
-    def _incomplete_message(self, chain: Chain, source: Any) -> str:
-        last = chain.missing_issuer_of
+    def source(self, cert: x509.Certificate) -> Path:
+        return self.origin.get(cert_fingerprint(cert), Path("(trust anchors)"))
+
+    def is_extra(self, cert: x509.Certificate) -> bool:
+        return cert_fingerprint(cert) in self.extra
+
+
+class _ChainReview:
+    """The chain checks of one run, in the order a user should read their results."""
+
+    def __init__(self, step: CaReplyStep, ctx: StepContext, chain: Chain, pool: _Pool,
+                 anchors: AnchorSet, result: StepResult):
+        self.step = step
+        self.ctx = ctx
+        self.chain = chain
+        self.pool = pool
+        self.anchors = anchors
+        self.result = result
+
+    def run(self) -> None:
+        self.check_complete()
+        self.check_validity()
+        self.check_issuers()
+        self.check_signatures()
+        self.check_trust()
+        self.note_unused()
+
+    def describe(self, cert: x509.Certificate) -> str:
+        if self.chain.root_from_anchors and cert is self.chain.root:
+            return f"{cert.subject.rfc4514_string()!r} (from {self.anchors.source})"
+        return f"{cert.subject.rfc4514_string()!r} ({self.pool.source(cert)})"
+
+    def check_complete(self) -> None:
+        if self.chain.complete:
+            top = self.chain.root or self.chain.anchor
+            name = top.subject.rfc4514_string() if top else "a self-signed leaf"
+            self.result.checks.append(
+                f"chain complete: {len(self.chain.intermediates)} intermediate(s) up to {name!r}"
+            )
+            return
+        message = self.incomplete_message()
+        if not self.step.allow_incomplete_chain:
+            raise CheckFailed(message + "; no .pfx is made without the full chain (set "
+                              "allow_incomplete_chain: true to go on anyway)")
+        self.result.notes.append("warning: " + message)
+
+    def incomplete_message(self) -> str:
+        last = self.chain.missing_issuer_of
         assert last is not None
         lines = [
             f"chain incomplete: issuer {last.issuer.rfc4514_string()!r} of "
-            f"{last.subject.rfc4514_string()!r} ({source(last)}) is not among the inputs"
+            f"{last.subject.rfc4514_string()!r} ({self.pool.source(last)}) is not among the "
+            f"inputs"
         ]
         urls = ca_issuers_urls(last)
         if urls:
@@ -260,18 +367,144 @@ class CaReplyStep(Step):
         else:
             lines.append("get the issuing CA certificate from the CA and list it under "
                          "extra_certs")
-        for cert in chain.unused:
-            if not is_self_signed(cert) and not issued_by(last, cert):
-                lines.append(f"{source(cert)} ({cert.subject.rfc4514_string()}) did not issue "
-                             f"{source(last)}")
+        for cert in self.chain.unused:
+            if is_self_signed(cert) or issued_by(last, cert):
+                continue
+            if cert.subject == last.issuer:
+                lines.append(f"{self.pool.source(cert)} ({cert.subject.rfc4514_string()}) has "
+                             f"the issuer's name but its key did not sign "
+                             f"{self.pool.source(last)}")
+            elif is_ca(cert):
+                lines.append(f"{self.pool.source(cert)} ({cert.subject.rfc4514_string()}) did "
+                             f"not issue {self.pool.source(last)}")
         return "; ".join(lines)
 
+    def check_validity(self) -> None:
+        for cert in self.chain.certificates:
+            problem = checks.validity_problem(cert, self.ctx.now)
+            if problem is None:
+                continue
+            role = "certificate" if cert is self.chain.leaf else "CA certificate"
+            advice = ("check this machine's clock or wait" if "not valid yet" in problem
+                      else "get a current one from the CA")
+            raise CheckFailed(f"the {role} {self.describe(cert)} {problem}; {advice}")
+        self.result.checks.append("every certificate of the chain is within its validity "
+                                  "period")
 
-def _is_ca(cert: x509.Certificate) -> bool:
+    def check_issuers(self) -> None:
+        issuers = self.chain.intermediates + ([self.chain.root] if self.chain.root else [])
+        for below, cert in enumerate(issuers):
+            problem = checks.ca_problem(cert, below)
+            if problem is not None:
+                raise CheckFailed(
+                    f"{self.describe(cert)} cannot issue certificates: {problem}. TLS clients "
+                    f"reject this chain; ask the CA for its correct CA certificate"
+                )
+
+    def check_signatures(self) -> None:
+        signed = [(self.chain.leaf, "certificate")] + [
+            (c, "intermediate CA certificate") for c in self.chain.intermediates
+        ]
+        for cert, role in signed:
+            weak = checks.weak_signature(cert)
+            if not weak:
+                continue
+            message = checks.weak_signature_message(cert, self.pool.source(cert), weak, role)
+            if self.step.weak_signature == "fail":
+                raise CheckFailed(message + " (or set weak_signature: warn to go on)")
+            self.result.notes.append("warning: " + message)
+
+    def check_trust(self) -> None:
+        anchor = self.chain.anchor
+        if anchor is not None:
+            self.result.checks.append(
+                f"chain leads to trust anchor {anchor.subject.rfc4514_string()!r} from "
+                f"{self.anchors.source}"
+            )
+            return
+        message = self.untrusted_message()
+        if self.step.untrusted_chain == "fail":
+            raise CheckFailed(message + " (or set untrusted_chain: warn to go on)")
+        self.result.notes.append("warning: " + message)
+
+    def untrusted_message(self) -> str:
+        certs = self.chain.certificates
+        top = certs[-1]
+        what = (f"the chain ends at {top.subject.rfc4514_string()!r}" if self.chain.complete
+                else "the chain is incomplete")
+        if self.step.trust_anchors == "reply" and self.chain.root is None:
+            return (f"trust_anchors is 'reply' but the reply and extra_certs hold no "
+                    f"self-signed root for this chain ({what}); add the root to extra_certs "
+                    f"or list it under trust_anchors")
+        text = f"the chain does not lead to a trust anchor in {self.anchors.source}: {what}"
+        if self.step.trust_anchors == "system":
+            text += (". Clients that do not trust this root reject the certificate. For a "
+                     "local or internal CA this is expected: list its root under "
+                     "trust_anchors, or set trust_anchors: reply to trust the root the reply "
+                     "carries")
+        return text
+
+    def note_unused(self) -> None:
+        from_extra = 0
+        for cert in self.chain.unused:
+            if self.pool.is_extra(cert):
+                from_extra += 1
+                continue
+            self.result.notes.append(
+                f"left out {cert.subject.rfc4514_string()!r} from {self.pool.source(cert)}: "
+                f"not part of the leaf's chain"
+            )
+        if from_extra:
+            self.result.notes.append(f"{from_extra} certificate(s) from extra_certs are not "
+                                     f"part of the leaf's chain and were left out")
+
+
+def _load(reader: Any) -> Any:
     try:
-        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
-    except (x509.ExtensionNotFound, ValueError):
-        return False
+        return reader()
+    except ArtifactError as exc:
+        raise CheckFailed(str(exc)) from None
+
+
+def _openssl_reader_args(path: Path, contents: Contents) -> list[str] | None:
+    """Return the openssl command that reads the same certificates, where one exists."""
+    if contents.description.startswith("bare base64") or not contents.certs:
+        return None
+    places = set(contents.cert_where)
+    if places == {"DER"}:
+        return ["x509", "-inform", "DER", "-in", str(path), "-outform", "PEM"]
+    if places == {"PKCS#7"}:
+        raw, _ = read_file(path)
+        if looks_like_pkcs7(raw):
+            return ["pkcs7", "-inform", "DER", "-in", str(path), "-print_certs"]
+        return None  # BER or otherwise odd DER: certpipe's reading stands
+    if len(places) == 1 and next(iter(places)).startswith("PKCS#7 at line "):
+        raw, _ = read_file(path)
+        if raw.startswith(b"-----BEGIN "):
+            return ["pkcs7", "-inform", "PEM", "-in", str(path), "-print_certs"]
+    return None  # PEM certificates, UTF-16 or text around the block: nothing to convert
+
+
+def _read_extra(path: Path, result: StepResult | None) -> list[tuple[Path, x509.Certificate]]:
+    """Read a file, or every file of a folder, that holds certificates."""
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+    else:
+        files = [path]
+    found = []
+    skipped = 0
+    for file in files:
+        try:
+            contents = read_certificates(file)
+        except ArtifactError as exc:
+            if path.is_dir():
+                skipped += 1  # folders may hold keys and notes too
+                continue
+            raise CheckFailed(str(exc)) from None
+        found += [(file, cert) for cert in contents.certs]
+    if skipped and result is not None:
+        result.notes.append(f"{path}: skipped {skipped} file(s) that hold no certificate")
+    return found
 
 
 def _pem(certs: list[x509.Certificate]) -> bytes:

@@ -1,7 +1,9 @@
 """Pick the leaf by its key and order the chain by issuer and signature.
 
 The path runs from the leaf through the certificates at hand (the reply and
-any extra files) to a self-signed root. Where several certificates could
+any extra files) to a self-signed root. A chain is incomplete when nothing at
+hand issued the leaf; when it stops at an intermediate CA, the missing issuer
+is taken to be the root, which a server does not send anyway. Where several certificates could
 issue the same one (cross-signed or renewed CAs), every path is tried and the
 best kept: one that reaches a trust anchor, then one that reaches a root,
 then the one with the fewest certificates out of their validity period.
@@ -15,7 +17,7 @@ from typing import Any, Iterable, Sequence
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID
 
 from certpipe.artifacts.keys import cert_fingerprint
@@ -26,13 +28,11 @@ MAX_CHAIN_DEPTH = 10
 
 def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     """True when *issuer*'s name and key made *cert*'s signature."""
-    if cert.issuer != issuer.subject:
-        return False
     try:
         cert.verify_directly_issued_by(issuer)
-    except ValueError:
-        # cryptography 50 refuses SHA-1 signatures here ("Unsupported signature
-        # algorithm"); check them by hand so they can be reported as weak.
+    except ValueError as exc:
+        if cert.issuer != issuer.subject or "signature algorithm" not in str(exc):
+            return False
         return _verify_legacy_signature(cert, issuer)
     except (TypeError, InvalidSignature, UnsupportedAlgorithm):
         return False
@@ -40,16 +40,23 @@ def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
 
 
 def _verify_legacy_signature(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Check a SHA-1 or MD5 signature, which verify_directly_issued_by no longer takes.
+
+    The chain must still be built for such certificates, so that the weak
+    signature check can name them instead of reporting a missing issuer.
+    """
+    public_key = issuer.public_key()
+    digest = cert.signature_hash_algorithm
+    if digest is None:
+        return False
     try:
-        algorithm = cert.signature_hash_algorithm
-        public_key = issuer.public_key()
-        if algorithm is None:
-            return False
         if isinstance(public_key, rsa.RSAPublicKey):
             public_key.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(),
-                              algorithm)
+                              digest)
         elif isinstance(public_key, ec.EllipticCurvePublicKey):
-            public_key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(algorithm))
+            public_key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(digest))
+        elif isinstance(public_key, dsa.DSAPublicKey):
+            public_key.verify(cert.signature, cert.tbs_certificate_bytes, digest)
         else:
             return False
     except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError):
@@ -104,8 +111,11 @@ class Chain:
     # True when the root came from the trust anchors, not from the reply or extra files.
     root_from_anchors: bool = False
     unused: list[x509.Certificate] = field(default_factory=list)
-    # The certificate whose issuer is not among the inputs, when incomplete.
+    # The leaf, when no certificate at hand issued it: an intermediate is missing.
     missing_issuer_of: x509.Certificate | None = None
+    # The top intermediate, when its issuer is not at hand. That issuer is taken
+    # to be the root, which servers leave out, so the chain still counts as complete.
+    root_missing_above: x509.Certificate | None = None
     # The trust anchor the chain reaches, when anchors were given and one fits.
     anchor: x509.Certificate | None = None
 
@@ -184,9 +194,10 @@ def build_chain(leaf: x509.Certificate, pool: Sequence[x509.Certificate],
             chain.root = None  # a self-signed leaf is its own root
     else:
         chain.intermediates = list(best.issuers)
-        top = chain.intermediates[-1] if chain.intermediates else leaf
-        if best.anchor is None:
-            chain.missing_issuer_of = top
+        if best.anchor is None and chain.intermediates:
+            chain.root_missing_above = chain.intermediates[-1]
+        elif best.anchor is None:
+            chain.missing_issuer_of = leaf
     used = {cert_fingerprint(c) for c in best.issuers}
     chain.unused = [c for c in candidates if cert_fingerprint(c) not in used]
     return chain

@@ -339,8 +339,16 @@ class _ChainReview:
         return f"{cert.subject.rfc4514_string()!r} ({self.pool.source(cert)})"
 
     def check_complete(self) -> None:
+        top_ca = self.chain.root_missing_above
+        if top_ca is not None:
+            self.result.notes.append(
+                f"the root {top_ca.issuer.rfc4514_string()!r} that issued "
+                f"{top_ca.subject.rfc4514_string()!r} is not among the inputs; the chain is "
+                f"taken to end below it, as servers send it. If that issuer is not a root but "
+                f"another intermediate CA, add it to extra_certs"
+            )
         if self.chain.complete:
-            top = self.chain.root or self.chain.anchor
+            top = self.chain.root or self.chain.anchor or top_ca
             name = top.subject.rfc4514_string() if top else "a self-signed leaf"
             self.result.checks.append(
                 f"chain complete: {len(self.chain.intermediates)} intermediate(s) up to {name!r}"
@@ -428,10 +436,14 @@ class _ChainReview:
         self.result.notes.append("warning: " + message)
 
     def untrusted_message(self) -> str:
-        certs = self.chain.certificates
-        top = certs[-1]
-        what = (f"the chain ends at {top.subject.rfc4514_string()!r}" if self.chain.complete
-                else "the chain is incomplete")
+        top = self.chain.certificates[-1]
+        if not self.chain.complete:
+            what = "the chain is incomplete"
+        elif self.chain.root_missing_above is not None:
+            what = (f"the chain ends at {top.subject.rfc4514_string()!r}, whose issuer "
+                    f"{top.issuer.rfc4514_string()!r} is not known")
+        else:
+            what = f"the chain ends at {top.subject.rfc4514_string()!r}"
         if self.step.trust_anchors == "reply" and self.chain.root is None:
             return (f"trust_anchors is 'reply' but the reply and extra_certs hold no "
                     f"self-signed root for this chain ({what}); add the root to extra_certs "

@@ -116,7 +116,7 @@ def decode_text(raw: bytes) -> str | None:
     elif raw.startswith(b"\xef\xbb\xbf"):
         text = raw[3:].decode("utf-8", "replace")
     else:
-        if b"\x00" in raw[:4096] or raw[:1] == b"\x30" and not _mostly_text(raw):
+        if b"\x00" in raw[:4096] or (not _mostly_text(raw) and b"-----BEGIN " not in raw):
             return None
         try:
             text = raw.decode("utf-8")
@@ -456,10 +456,13 @@ def _read_pkcs7(where: str, der: bytes, content_type: str,
     try:
         certs = load_pkcs7_der(der, notes, where)
     except Exception as exc:  # noqa: BLE001 - ValueError and UnsupportedAlgorithm
-        raise Pkcs7Unreadable(
-            f"{where}: PKCS#7 signed data that cannot be read as a certificate bundle: "
-            f"{_parse_error(exc)}"
-        ) from None
+        if "no certificate data" in str(exc):
+            certs = []
+        else:
+            raise Pkcs7Unreadable(
+                f"{where}: PKCS#7 signed data that cannot be read as a certificate bundle: "
+                f"{_parse_error(exc)}"
+            ) from None
     if not certs:
         raise ArtifactError(
             f"{where}: is a PKCS#7 bundle with no certificates in it; ask the CA for the "

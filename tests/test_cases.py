@@ -194,7 +194,8 @@ def test_root_first_chain_is_reordered(tmp_path, reply):
     work = copy_data("chain-root-first", tmp_path)
     report = run_steps(work, reply_steps(reply, "key.pem", fullchain_out="fullchain.pem"))
     assert report.exit_code == 0, [s.message for s in report.steps]
-    expected = ["CN=mail.example.test", "CN=Example Test Issuing CA 2", "CN=Example Test Policy CA"]
+    expected = ["CN=mail.example.test", "CN=Example Test Issuing CA 2",
+                "CN=Example Test Policy CA"]
     full = read_certificates(work / "fullchain.pem").certs
     assert [s.split(",")[0] for s in subjects(full)] == expected
     for cert, issuer in zip(full, full[1:]):

@@ -327,3 +327,22 @@ def test_sha1_intermediate_fails(tmp_path):
     assert report.exit_code == 1
     assert "signed the intermediate CA certificate 'CN=SHA1 Issuing'" in failure(report)
     assert "SHA-1" in failure(report)
+
+
+@needs_openssl
+def test_reply_password_read_only_for_pkcs12(tmp_path, monkeypatch):
+    monkeypatch.delenv("UNSET_REPLY_PASSWORD", raising=False)
+    _local_pki(tmp_path)
+    report = run_steps(tmp_path, reply_steps("reply.pem", "key.pem", pfx=False,
+                                             reply_password="env:UNSET_REPLY_PASSWORD"))
+    assert report.exit_code == 0, [s.message for s in report.steps]
+
+
+def test_trust_anchors_schema_rejects_other_words(tmp_path, cli):
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text(
+        "version: 1\nsteps:\n  - name: r\n    kind: ca_reply\n    reply: a.p7b\n    key: k\n"
+        "    cert_out: c\n    chain_out: d\n    trust_anchors: windows\n", encoding="utf-8")
+    result = cli("validate", pipeline)
+    assert result.exit_code == 2
+    assert "trust_anchors" in result.err

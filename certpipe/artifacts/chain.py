@@ -2,11 +2,13 @@
 
 The path runs from the leaf through the certificates at hand (the reply and
 any extra files) to a self-signed root. A chain is incomplete when nothing at
-hand issued the leaf; when it stops at an intermediate CA, the missing issuer
-is taken to be the root, which a server does not send anyway. Where several certificates could
-issue the same one (cross-signed or renewed CAs), every path is tried and the
-best kept: one that reaches a trust anchor, then one that reaches a root,
-then the one with the fewest certificates out of their validity period.
+hand issued the leaf. When it stops at an intermediate CA, the missing issuer
+is taken to be the root, because a server does not send the root anyway.
+
+Where several certificates could issue the same one (cross-signed or renewed
+CAs), every path is tried and the best kept: one that reaches a trust anchor,
+then one that reaches a root, then the one with the fewest certificates out
+of their validity period.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID
 
 from certpipe.artifacts.keys import cert_fingerprint
 
-# Longest chain searched, leaf excluded; real chains have one to four CAs.
+# Maximum number of CAs searched above the leaf. Real chains have one to four.
 MAX_CHAIN_DEPTH = 10
 
 

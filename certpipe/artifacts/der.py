@@ -211,7 +211,8 @@ def certificate_pair(der: bytes) -> list[bytes]:
     found = []
     for part in parts:
         inner = read_element(part.content or b"")
-        if inner is None or inner.tag != SEQUENCE or inner.total_length != len(part.content or b""):
+        content = part.content or b""
+        if inner is None or inner.tag != SEQUENCE or inner.total_length != len(content):
             return []
         found.append(part.content or b"")
     return found

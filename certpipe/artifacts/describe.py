@@ -211,7 +211,8 @@ def _cert_item(path: Path, cert: x509.Certificate, where: str, name: str | None,
     fields["extended_key_usage"] = _extended_key_usage(cert)
     fields["serial"] = format(cert.serial_number, "x")
     fields["sha256"] = cert.fingerprint(hashes.SHA256()).hex()
-    fields["sha1_thumbprint"] = cert.fingerprint(hashes.SHA1()).hex()  # noqa: S303 - Windows shows it
+    # Windows shows the SHA-1 fingerprint as the thumbprint (certutil, MMC, IIS bindings).
+    fields["sha1_thumbprint"] = cert.fingerprint(hashes.SHA1()).hex()  # noqa: S303
     if name:
         fields["friendly_name"] = name
     item.problems = checks.cert_problems(cert, now, is_root=role.startswith("root"))

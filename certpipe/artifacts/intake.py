@@ -1,11 +1,12 @@
 """Read certificate material by content, never by file extension.
 
-Handles PEM with CRLF, a byte order mark, UTF-16 text, text around the blocks
-("Bag Attributes", ``openssl x509 -text`` output), END and BEGIN lines glued
-together by ``cat`` (any labels); DER certificates, CSRs, CRLs and keys, also
-DER certificates stored back to back; PKCS#7 in PEM, DER, BER, or base64
-under a CERTIFICATE label; bare base64; PKCS#12, opened with a password when
-one is given. Anything else raises ArtifactError saying what the file is.
+Reads PEM with CRLF, a byte order mark, UTF-16 text, text around the blocks
+("Bag Attributes", ``openssl x509 -text`` output), and END and BEGIN lines of
+any labels glued together by ``cat``. Reads DER certificates, CSRs, CRLs and
+keys, also DER certificates stored back to back. Reads PKCS#7 in PEM, DER,
+BER, or base64 under a CERTIFICATE label, bare base64, and PKCS#12 (opened
+with a password when one is given). Anything else raises ArtifactError
+naming what the file is.
 """
 
 from __future__ import annotations
@@ -104,6 +105,10 @@ class Contents:
 
 class Pkcs7Unreadable(ArtifactError):
     """PKCS#7 signed data that cryptography cannot read; openssl may still read it."""
+
+
+class PasswordNeeded(ArtifactError):
+    """A PKCS#12 file that no password (or an empty one) opens, read without a password."""
 
 
 def decode_text(raw: bytes) -> str | None:
@@ -217,8 +222,8 @@ def _quietly(notes: list[str], where: str, loader: Callable[[], _T]) -> _T:
     """Run a cryptography loader, turning its warnings into notes.
 
     cryptography warns on non-strict DER (BER lengths, unsorted SETs from
-    ``openssl crl2pkcs7``) and on serial numbers RFC 5280 forbids; the data
-    still reads, and the user should see the warning as a note.
+    ``openssl crl2pkcs7``) and on serial numbers that RFC 5280 forbids. The
+    data still reads, so the warning becomes a note for the user.
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -495,6 +500,7 @@ def _read_block(name: str, block: PemBlock, contents: Contents) -> str:
     friendly = block.attributes.get("friendlyName")
     if label in CERT_LABELS | PKCS7_LABELS | PKCS12_LABELS:
         return _read_cert_block(where, block, contents, friendly)
+
     if label in CSR_LABELS:
         try:
             contents.csrs.append(_quietly(contents.notes, where,
@@ -504,9 +510,11 @@ def _read_block(name: str, block: PemBlock, contents: Contents) -> str:
                 f"{where}: the certificate request block is damaged: {_parse_error(exc)}"
             ) from None
         return "certificate request"
+
     if label in KEY_LABELS:
         contents.key_blocks.append(block)
         return "encrypted private key" if block.encrypted else "private key"
+
     if label in PUBLIC_KEY_LABELS:
         try:
             contents.public_keys.append(_load_public_block(block))
@@ -514,6 +522,7 @@ def _read_block(name: str, block: PemBlock, contents: Contents) -> str:
             raise ArtifactError(f"{where}: the public key block is damaged: "
                                 f"{_parse_error(exc)}") from None
         return "public key"
+
     if label in CRL_LABELS:
         try:
             contents.crls.append(x509.load_der_x509_crl(block.der))
@@ -521,6 +530,7 @@ def _read_block(name: str, block: PemBlock, contents: Contents) -> str:
             raise ArtifactError(f"{where}: the CRL block is damaged: "
                                 f"{_parse_error(exc)}") from None
         return "certificate revocation list (CRL)"
+
     if label in IGNORED_LABELS:
         return ""
     contents.unknown_labels.append(label)
@@ -540,7 +550,7 @@ def _load_public_block(block: PemBlock) -> Any:
 
 def _read_cert_block(where: str, block: PemBlock, contents: Contents,
                      friendly: str | None) -> str:
-    """Read a certificate, PKCS#7 or PKCS#12 block by its content, whatever its label says."""
+    """Read a certificate, PKCS#7 or PKCS#12 block by its content, whatever its label."""
     der = block.der
     if looks_like_pkcs12(der):
         if contents.pkcs12_der is not None:
@@ -670,7 +680,7 @@ def what_it_holds(contents: Contents) -> str:
 
 def read_certificates(path: Path, passwords: Sequence[Secret] = (), *,
                       allow_pkcs12: bool = False) -> Contents:
-    """Read every certificate in *path*; fail with what the file is when it holds none.
+    """Read every certificate in *path*; fail naming what the file is when it has none.
 
     PKCS#12 is accepted only with *allow_pkcs12*, so that a PFX given where a
     plain certificate belongs is reported rather than unpacked.
@@ -682,7 +692,7 @@ def read_certificates(path: Path, passwords: Sequence[Secret] = (), *,
             f"(PKCS#7, PEM or DER)"
         )
     if contents.pkcs12 and not contents.pkcs12_opened:
-        raise ArtifactError(
+        raise PasswordNeeded(
             f"{path}: is a PKCS#12 (PFX) file protected by a password; name the password "
             f"source (env:NAME or file:PATH)"
         )

@@ -26,6 +26,9 @@ _MAGIC = [
 
 _SSH_PUBLIC_RE = re.compile(r"^(ssh-(rsa|dss|ed25519)|ecdsa-sha2-nistp\d+) AAAA")
 _OPENSSL_TEXT_RE = re.compile(r"^\s*Certificate:\s*\n\s*Data:\s*\n", re.MULTILINE)
+_MAIL_HEADER_RE = re.compile(
+    r"(?i)(mime-version|content-type|from|to|subject|date|message-id|received|return-path):"
+)
 _CSR_TEXT_RE = re.compile(r"^\s*Certificate Request:\s*\n\s*Data:\s*\n", re.MULTILINE)
 
 
@@ -57,7 +60,7 @@ def describe_text(text: str) -> tuple[str, str] | None:
     if _CSR_TEXT_RE.search(text):
         return ("the text form of a certificate request ('openssl req -text' output) without "
                 "its PEM block", "save the request with its BEGIN/END lines")
-    if re.match(r"(?im)^(mime-version|content-type|from|to|subject|date|message-id|received|return-path):", stripped):
+    if _MAIL_HEADER_RE.match(stripped):
         return ("an e-mail message (MIME)",
                 "save the certificate attachment from it and give that file")
     if re.match(r"(?m)^dn: ", stripped):

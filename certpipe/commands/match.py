@@ -14,7 +14,7 @@ from certpipe.errors import EXIT_FAILED, EXIT_OK, UsageError
 
 KEY_KINDS = ("private key", "encrypted private key")
 
-# Why a certificate has no key at hand; printed after "none matches".
+# Explanation printed after "none matches": where the missing key usually is.
 ELSEWHERE = (
     "The private key for this certificate was most likely made elsewhere: on the machine or "
     "in the tool where its CSR was created. A request made in IIS, with certreq or in the "
@@ -41,7 +41,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 @dataclass
 class Search:
-    """What was checked against one target and what fits it."""
+    """The keys and CSRs checked against one target certificate."""
 
     target: Any
     keys: list[Any] = field(default_factory=list)
@@ -96,7 +96,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _targets(report: Any) -> list[Any]:
-    """The leaf certificates of CERT; its CA certificates only when it holds nothing else."""
+    """Return CERT's leaf certificates, else its CA certificates, else its CSRs."""
     certs = [i for i in report.items if i.kind == "certificate"]
     leaves = [i for i in certs if i.fields["role"] in ("leaf (end entity)",
                                                         "self-signed certificate")]

@@ -22,7 +22,7 @@ from certpipe.artifacts.chain import (
     Chain, build_chain, ca_issuers_urls, find_leaf, is_ca, is_self_signed, issued_by,
 )
 from certpipe.artifacts.intake import (
-    ArtifactError, Contents, Pkcs7Unreadable, inspect_bytes, looks_like_pkcs7,
+    ArtifactError, Contents, PasswordNeeded, Pkcs7Unreadable, inspect_bytes, looks_like_pkcs7,
     read_certificates, read_csr, read_file,
 )
 from certpipe.artifacts.keys import cert_fingerprint, public_key_fingerprint, read_private_key
@@ -151,20 +151,27 @@ class CaReplyStep(Step):
         return result
 
     def _read_reply(self, ctx: StepContext, path: Path, result: StepResult) -> Contents:
-        passwords = [s for s in [ctx.secret(self.reply_password)] if s is not None]
         try:
-            reply = read_certificates(path, passwords, allow_pkcs12=True)
+            reply = self._read_reply_file(ctx, path)
         except Pkcs7Unreadable as exc:
             reply = self._openssl_fallback(ctx, path, str(exc))
         except ArtifactError as exc:
-            if "protected by a password" in str(exc) and self.reply_password is None:
-                raise CheckFailed(f"{path}: is a PKCS#12 (PFX) file protected by a password; "
-                                  f"set reply_password (env:NAME or file:PATH)") from None
             raise CheckFailed(str(exc)) from None
         result.notes += reply.notes
         if not reply.pkcs12:
             reply.certs = self._cross_check(ctx, path, reply, result)
         return reply
+
+    def _read_reply_file(self, ctx: StepContext, path: Path) -> Contents:
+        """Read the reply; the password is read only for a PKCS#12 file that needs one."""
+        try:
+            return read_certificates(path, allow_pkcs12=True)
+        except PasswordNeeded:
+            password = ctx.secret(self.reply_password)
+            if password is None:
+                raise CheckFailed(f"{path}: is a PKCS#12 (PFX) file protected by a password; "
+                                  f"set reply_password (env:NAME or file:PATH)") from None
+        return read_certificates(path, [password], allow_pkcs12=True)
 
     def _openssl_fallback(self, ctx: StepContext, path: Path, problem: str) -> Contents:
         """Read PKCS#7 that cryptography rejects with ``openssl pkcs7 -print_certs``."""
@@ -241,7 +248,8 @@ class CaReplyStep(Step):
             path = ctx.path(entry)
             found = _read_extra(path, None)
             if not found:
-                raise CheckFailed(f"trust_anchors: {path} holds no certificate")
+                raise CheckFailed(f"trust_anchors: no certificate found in {path}; list "
+                                  f"files with the trusted root certificates")
             anchors.certs += [cert for _, cert in found]
         return anchors
 
@@ -489,7 +497,7 @@ def _openssl_reader_args(path: Path, contents: Contents) -> list[str] | None:
         raw, _ = read_file(path)
         if looks_like_pkcs7(raw):
             return ["pkcs7", "-inform", "DER", "-in", str(path), "-print_certs"]
-        return None  # BER or otherwise odd DER: certpipe's reading stands
+        return None  # BER or otherwise odd DER: certpipe's own reading is used
     if len(places) == 1 and next(iter(places)).startswith("PKCS#7 at line "):
         raw, _ = read_file(path)
         if raw.startswith(b"-----BEGIN "):
@@ -498,7 +506,7 @@ def _openssl_reader_args(path: Path, contents: Contents) -> list[str] | None:
 
 
 def _read_extra(path: Path, result: StepResult | None) -> list[tuple[Path, x509.Certificate]]:
-    """Read a file, or every file of a folder, that holds certificates."""
+    """Read the certificates of a file, or of every file in a folder."""
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
     else:

@@ -198,7 +198,7 @@ def test_root_first_chain_is_reordered(tmp_path, reply):
                 "CN=Example Test Policy CA"]
     full = read_certificates(work / "fullchain.pem").certs
     assert [s.split(",")[0] for s in subjects(full)] == expected
-    for cert, issuer in zip(full, full[1:]):
+    for cert, issuer in zip(full, full[1:], strict=False):
         assert cert.issuer == issuer.subject
     bundle = open_pfx(work / "out.pfx")
     bags = [bundle.cert.certificate] + [c.certificate for c in bundle.additional_certs]

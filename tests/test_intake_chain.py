@@ -346,3 +346,24 @@ def test_trust_anchors_schema_rejects_other_words(tmp_path, cli):
     result = cli("validate", pipeline)
     assert result.exit_code == 2
     assert "trust_anchors" in result.err
+
+
+@needs_openssl
+def test_pkcs7_unreadable_falls_back_to_openssl(tmp_path, monkeypatch):
+    from cryptography.hazmat.primitives.serialization import pkcs7
+
+    import certpipe.artifacts.intake as intake
+
+    ca, issuing, leaf = _local_pki(tmp_path)
+    (tmp_path / "reply.p7b").write_bytes(pkcs7.serialize_certificates(
+        [ca.cert, issuing.cert, leaf.cert], serialization.Encoding.DER))
+
+    def reject(data: bytes) -> list:
+        raise ValueError("simulated parser gap")
+
+    monkeypatch.setattr(intake.pkcs7, "load_der_pkcs7_certificates", reject)
+    report = run_steps(tmp_path, reply_steps("reply.p7b", "key.pem", pfx=False))
+    assert report.exit_code == 0, [s.message for s in report.steps]
+    assert any("read with openssl pkcs7" in n and "simulated parser gap" in n
+               for n in notes(report))
+    assert (tmp_path / "out.chain.pem").read_bytes().count(b"BEGIN CERTIFICATE") == 1

@@ -125,7 +125,8 @@ def _add_items(contents: Contents, report: FileReport, passwords: Sequence[Secre
         add(_key_item(contents.path, key, "PKCS#12"))
     for block in contents.key_blocks:
         add(_key_block_item(contents.path, block, passwords))
-    for cert, where, name in zip(contents.certs, contents.cert_where, contents.cert_names):
+    for cert, where, name in zip(contents.certs, contents.cert_where, contents.cert_names,
+                                  strict=True):
         add(_cert_item(contents.path, cert, where, name, now))
     for csr in contents.csrs:
         add(_csr_item(contents.path, csr))

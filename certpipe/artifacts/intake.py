@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import logging
 import re
 import warnings
@@ -407,7 +408,7 @@ def _identify_der(name: str, der: bytes, contents: Contents) -> None:
         return
     for what, loader, target in _DER_LOADERS:
         try:
-            item = _quietly(contents.notes, name, lambda: loader(der))
+            item = _quietly(contents.notes, name, functools.partial(loader, der))
         except Exception:  # noqa: BLE001 - each loader raises its own error types
             continue
         if target is not None:
@@ -621,7 +622,7 @@ def open_pkcs12(contents: Contents, passwords: Sequence[Secret] = ()) -> None:
     for password in candidates:
         try:
             bundle = _quietly(contents.notes, str(contents.path),
-                              lambda: pkcs12.load_pkcs12(der, password))
+                              functools.partial(pkcs12.load_pkcs12, der, password))
             break
         except ValueError:
             continue

@@ -99,7 +99,8 @@ def test_cert_for_key_elsewhere_names_all_three(tmp_path):
     assert str(work / "key.pem") in message
     assert str(work / "iis-request.csr") in message
     assert "matches the CSR" in message
-    assert "wherever" in message and "was generated" in message
+    assert "wherever" in message
+    assert "was generated" in message
     assert "re-issue" in message
     assert not (work / "out.pfx").exists()
     assert not (work / "out.crt").exists()
@@ -141,7 +142,8 @@ def test_wrong_key_in_pkcs12_step_alone(tmp_path):
               "chain": "chain.crt", "password": "env:PFX_PASSWORD", "out": "out.pfx"}]
     report = run_steps(work, steps)
     assert report.exit_code == 1
-    assert "account.key" in failure(report) and "server.crt" in failure(report)
+    assert "account.key" in failure(report)
+    assert "server.crt" in failure(report)
     assert not (work / "out.pfx").exists()
 
 
@@ -301,7 +303,8 @@ def test_bag_attributes_export_reads_key_and_chain(tmp_path):
     for name in ["out.crt", "out.chain.pem", "fullchain.pem"]:
         text = (work / name).read_text()
         assert "Attributes" not in text
-        assert "subject=" not in text and "issuer=" not in text
+        assert "subject=" not in text
+        assert "issuer=" not in text
     bundle = open_pfx(work / "out.pfx")
     assert subjects([bundle.cert.certificate])[0].startswith("CN=crm.example.test")
     assert len(bundle.additional_certs) == 1

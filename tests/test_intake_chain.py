@@ -107,7 +107,8 @@ def test_not_yet_valid_root_fails(tmp_path):
     setup_reply(tmp_path, leaf, leaf.cert, issuing.cert, ca.cert)
     report = run_steps(tmp_path, reply_steps("reply.pem", "key.pem"))
     assert report.exit_code == 1
-    assert "'CN=Test Root CA'" in failure(report) and "is not valid yet" in failure(report)
+    assert "'CN=Test Root CA'" in failure(report)
+    assert "is not valid yet" in failure(report)
 
 
 @needs_openssl
@@ -123,7 +124,8 @@ def test_issuer_that_is_no_ca_fails(tmp_path, options, problem):
     setup_reply(tmp_path, leaf, leaf.cert, issuing.cert, ca.cert)
     report = run_steps(tmp_path, reply_steps("reply.pem", "key.pem"))
     assert report.exit_code == 1
-    assert "'CN=Issuing'" in failure(report) and problem in failure(report)
+    assert "'CN=Issuing'" in failure(report)
+    assert problem in failure(report)
 
 
 @needs_openssl

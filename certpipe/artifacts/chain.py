@@ -47,11 +47,11 @@ def _verify_legacy_signature(cert: x509.Certificate, issuer: x509.Certificate) -
     The chain must still be built for such certificates, so that the weak
     signature check can name them instead of reporting a missing issuer.
     """
-    public_key = issuer.public_key()
-    digest = cert.signature_hash_algorithm
-    if digest is None:
-        return False
     try:
+        public_key = issuer.public_key()
+        digest = cert.signature_hash_algorithm
+        if digest is None:
+            return False
         if isinstance(public_key, rsa.RSAPublicKey):
             public_key.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(),
                               digest)

@@ -8,6 +8,6 @@ and an up-to-date run load no more than they need.
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("certpipe.commands.run", "run a pipeline"),
     "validate": ("certpipe.commands.validate", "check pipeline files without running them"),
-    "inspect": ("certpipe.commands.inspect", "show what certificate, key, CSR and PFX files hold"),
-    "match": ("certpipe.commands.match", "find the private key or CSR that fits a certificate"),
+    "inspect": ("certpipe.commands.inspect", "show what certificate, key, request and pkcs#12 files contain"),
+    "match": ("certpipe.commands.match", "find the private key (or request) that fits a certificate"),
 }

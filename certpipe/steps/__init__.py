@@ -6,6 +6,7 @@ from typing import Any
 
 from certpipe.steps.base import Step
 from certpipe.steps.ca_reply import CaReplyStep
+from certpipe.steps.command_ca import CommandCaStep
 from certpipe.steps.csr import CsrStep
 from certpipe.steps.key import PrivateKeyStep
 from certpipe.steps.local_ca import LocalCaStep
@@ -14,6 +15,7 @@ from certpipe.steps.pkcs12 import Pkcs12Step
 REGISTRY: dict[str, type[Step]] = {
     cls.kind: cls for cls in (PrivateKeyStep, CsrStep, LocalCaStep, CaReplyStep, Pkcs12Step)
 }
+REGISTRY[CommandCaStep.kind] = CommandCaStep
 
 
 def build_step(settings: dict[str, Any]) -> Step:

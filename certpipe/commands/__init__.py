@@ -10,4 +10,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("certpipe.commands.validate", "check pipeline files without running them"),
     "inspect": ("certpipe.commands.inspect", "show what certificate, key, request and pkcs#12 files contain"),
     "match": ("certpipe.commands.match", "find the private key (or request) that fits a certificate"),
+    "schema": ("certpipe.commands.schema", "print the pipeline JSON Schema or its reference"),
+    "init": ("certpipe.commands.init", "write a commented starter pipeline"),
 }

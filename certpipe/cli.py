@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
+import shutil
 import sys
 from typing import Sequence
 
@@ -22,6 +24,37 @@ exit codes:
 """
 
 
+def version_text() -> str:
+    """Return certpipe's version and the openssl it would use, without failing on openssl."""
+    import platform
+
+    from certpipe.openssl import OpenSSL
+
+    lines = [f"certpipe {__version__} (Python {platform.python_version()})"]
+    if not os.environ.get("CERTPIPE_OPENSSL") and shutil.which("openssl") is None:
+        lines.append("openssl: not found")
+    else:
+        try:
+            found = OpenSSL.discover()
+            lines.append(f"openssl: {found.version} at {found.path}")
+        except CertpipeError as exc:
+            lines.append(f"openssl: not usable: {exc}")
+    return "\n".join(lines)
+
+
+class VersionAction(argparse.Action):
+    """``--version``: print version_text() and exit 0, like argparse's own version action."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: str | None = None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        print(version_text())
+        parser.exit()
+
+
 def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     """Build the parser; only the *selected* command's module is imported for its options."""
     parser = argparse.ArgumentParser(
@@ -31,7 +64,8 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"certpipe {__version__}")
+    parser.add_argument("--version", action=VersionAction,
+                        help="show certpipe's version and the openssl it finds, then exit")
     common = argparse.ArgumentParser(add_help=False)
     verbosity = common.add_mutually_exclusive_group()
     verbosity.add_argument("-v", "--verbose", action="store_true",

@@ -1,0 +1,1 @@
+"""Starter pipelines that ``certpipe init`` writes, one YAML file per template."""

@@ -334,6 +334,20 @@ def test_exit_zero_without_file(cli, write_pipeline, tmp_path, ca_env):
     assert "queued as request 4711" in result.err
 
 
+def test_symlink_at_out_rejected(cli, write_pipeline, tmp_path, ca_env):
+    secret = tmp_path / "not-for-the-ca.txt"
+    secret.write_text("private notes\n", encoding="utf-8")
+    tool = _fail_script(tmp_path, f'ln -s "{secret}" "$2"\n')
+    pipeline = write_pipeline(_pipeline([str(tool), "{csr}", "{out}"]))
+
+    result = cli("run", pipeline, "--workdir", tmp_path / "w")
+
+    assert result.exit_code == 1
+    assert "left something other than a regular file at {out}" in result.err
+    assert "private notes" not in result.err
+    assert not (tmp_path / "w" / "reply.pem").exists()
+
+
 def test_empty_stdout_reply(cli, write_pipeline, tmp_path, ca_env):
     tool = _fail_script(tmp_path, "exit 0\n")
     pipeline = write_pipeline(_pipeline([str(tool), "{csr}"]))

@@ -242,10 +242,15 @@ class CommandCaStep(Step):
     def _check_written(self, call: "_CommandCall", reply: Path, stderr: Path,
                        stdout: Path | None) -> None:
         where = "on standard output" if self.reply_on_stdout else "at {out}"
-        if not reply.exists():
+        if not reply.exists() and not reply.is_symlink():
             raise CommandFailed(call.describe(
                 f"the command exited with code 0 but wrote no file at {{out}} ({reply}); "
                 f"make it write the certificate to the path given as {{out}}", stderr, stdout))
+        if reply.is_symlink() or not reply.is_file():
+            raise CommandFailed(call.describe(
+                f"the command left something other than a regular file at {{out}} ({reply}); "
+                f"make it write the certificate itself there, not a link or a folder",
+                stderr, stdout))
         size = reply.stat().st_size
         if size == 0:
             raise CommandFailed(call.describe(

@@ -46,7 +46,7 @@ STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL when the command times o
 # scanned again, even if the path itself contains "{out}".
 _TOKEN_RE = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 
-# A compiled argument: literal text, or ("placeholder", name) pairs.
+# One piece of a compiled argument: ("text", literal) or ("placeholder", name).
 Part = tuple[str, str]
 
 
@@ -163,18 +163,43 @@ class CommandCaStep(Step):
                if not key.startswith("CERTPIPE_PASS")}
         env.update({name: os.fsdecode(secret.value) for name, secret in secrets})
         program = self._resolve_program(ctx, env)
+        saved_output, duration = self._call_command(
+            ctx, program, [secret for _, secret in secrets], csr_path, env)
+
+        contents = self._check_reply(csr, csr_path, saved_output)
+        atomic_write(ctx.path(self.out), saved_output.read_bytes())
+        saved_output.unlink()
+        result.notes += contents.notes
+        result.checks.append(f"command {Path(program).name} exited 0 in {duration:.2f} s")
+        result.checks.append(
+            f"its reply contains a certificate for the CSR's public key (SHA-256 "
+            f"{public_key_fingerprint(csr.public_key())})"
+        )
+        result.made.append(self.out)
+        return result
+
+    def _call_command(self, ctx: StepContext, program: str, secrets: list[Secret],
+                      csr_path: Path, env: dict[str, str]) -> tuple[Path, float]:
+        """Run the command and move the reply it made to .certpipe/STEP.command-output.
+
+        Return that path and the command's duration in seconds.
+        """
         timeout = self.timeout if self.timeout is not None else ctx.timeout
         saved_output = ctx.state_dir() / f"{self.name}.command-output"
         saved_output.unlink(missing_ok=True)
 
         with tempfile.TemporaryDirectory(prefix=f"{self.name}.", dir=ctx.state_dir()) as temp:
             folder = Path(temp)
-            reply = folder / Path(self.out).name
+            # The reply keeps the output's file name (tools may choose the
+            # format by its extension), in a folder of its own so that it can
+            # never be one of the stream files.
+            reply = folder / "reply" / Path(self.out).name
+            reply.parent.mkdir()
             values = {"csr": str(csr_path), "out": str(reply)}
             argv = [program] + [expand_argument(parts, values) for parts in self.arguments[1:]]
+            call = _CommandCall(argv, secrets)
             stdout = reply if self.reply_on_stdout else folder / "stdout"
             stderr = folder / "stderr"
-            call = _CommandCall(argv, [secret for _, secret in secrets])
             started = time.monotonic()
             code, timed_out = call.run(
                 cwd=Path(os.path.abspath(ctx.workdir)), env=env,
@@ -182,6 +207,7 @@ class CommandCaStep(Step):
                 stdout=stdout, stderr=stderr, timeout=timeout,
             )
             duration = time.monotonic() - started
+
             other_output = None if self.reply_on_stdout else stdout
             if timed_out:
                 raise CommandFailed(call.describe(
@@ -190,24 +216,12 @@ class CommandCaStep(Step):
                     f"raise the step's 'timeout' if the CA is slow", stderr, other_output))
             if code != 0:
                 reason = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
-                outputs = (stderr, stdout)
-                raise CommandFailed(call.describe(f"the command {reason}", *outputs))
+                raise CommandFailed(call.describe(f"the command {reason}", stderr, stdout))
             log.debug("[%s] command exit 0 in %.3f s; stderr: %s", self.name, duration,
                       call.excerpt(stderr) or "(empty)")
             self._check_written(call, reply, stderr, other_output)
             os.replace(reply, saved_output)
-
-        contents = self._check_reply(csr, csr_path, saved_output)
-        atomic_write(ctx.path(self.out), saved_output.read_bytes())
-        saved_output.unlink()
-        result.notes += contents.notes
-        result.checks.append(f"command {Path(program).name} exited 0 in {duration:.2f} s")
-        result.checks.append(
-            f"its reply holds a certificate for the CSR's public key (SHA-256 "
-            f"{public_key_fingerprint(csr.public_key())})"
-        )
-        result.made.append(self.out)
-        return result
+        return saved_output, duration
 
     def _read_secrets(self, ctx: StepContext) -> list[tuple[str, Secret]]:
         found = []

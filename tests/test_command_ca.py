@@ -17,7 +17,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from conftest import needs_openssl
+from conftest import PIPELINES, needs_openssl
 
 pytestmark = needs_openssl
 
@@ -35,11 +35,11 @@ def _openssl(*args: str, env: dict[str, str] | None = None) -> None:
 def test_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A self-signed test CA with an encrypted EC key, made once for the module."""
     folder = tmp_path_factory.mktemp("test-ca")
-    env = {"TEST_CA_KEY_PASS": CA_PASS}
+    env = {"SIGN_CSR_KEY_PASS": CA_PASS}
     _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
-             "-aes256", "-pass", "env:TEST_CA_KEY_PASS", "-out", str(folder / "ca.key"), env=env)
+             "-aes256", "-pass", "env:SIGN_CSR_KEY_PASS", "-out", str(folder / "ca.key"), env=env)
     _openssl("req", "-x509", "-new", "-key", str(folder / "ca.key"),
-             "-passin", "env:TEST_CA_KEY_PASS", "-subj", "/CN=certpipe test signing CA",
+             "-passin", "env:SIGN_CSR_KEY_PASS", "-subj", "/CN=certpipe test signing CA",
              "-days", "30", "-addext", "basicConstraints=critical,CA:TRUE",
              "-addext", "keyUsage=critical,keyCertSign,cRLSign",
              "-out", str(folder / "ca.pem"), env=env)
@@ -55,9 +55,9 @@ def test_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def ca_env(test_ca: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point the signing script at the test CA and offer its passphrase as CI_CA_PASS."""
-    monkeypatch.setenv("TEST_CA_DIR", str(test_ca))
+    monkeypatch.setenv("SIGN_CSR_CA_DIR", str(test_ca))
     monkeypatch.setenv("CI_CA_PASS", CA_PASS)
-    monkeypatch.delenv("TEST_CA_KEY_PASS", raising=False)
+    monkeypatch.delenv("SIGN_CSR_KEY_PASS", raising=False)
     (test_ca / "calls.log").unlink(missing_ok=True)
     return test_ca
 
@@ -97,7 +97,7 @@ def _pipeline(command: list[str], extra: str = "", csr: str = "www.csr",
         f"    csr: {json.dumps(csr)}\n"
         f"    command: {json.dumps(command)}\n"
         "    environment:\n"
-        "      TEST_CA_KEY_PASS: env:CI_CA_PASS\n"
+        "      SIGN_CSR_KEY_PASS: env:CI_CA_PASS\n"
         f"{extra_lines}"
         "    out: reply.pem\n"
         "  - name: reply\n"
@@ -149,6 +149,18 @@ def test_signs_end_to_end_to_pfx(cli, write_pipeline, tmp_path, ca_env, pfx_pass
     assert not list((work / ".certpipe").glob("sign.*"))
 
 
+def test_example_pipeline_runs(cli, tmp_path, ca_env, pfx_password, monkeypatch):
+    monkeypatch.setenv("CA_KEY_PASS", CA_PASS)
+    work = tmp_path / "OUT"
+
+    result = cli("run", PIPELINES / "iis-command-ca.yaml", "--workdir", work,
+                 "--set", f"ca_tool={SIGNER}")
+
+    assert result.exit_code == 0, result.err
+    assert (work / "www.example.test.pfx").is_file()
+    assert len(_calls(ca_env)) == 1
+
+
 def test_second_run_does_not_call_command(cli, write_pipeline, tmp_path, ca_env):
     pipeline = write_pipeline(_pipeline(["sh", str(SIGNER), "{csr}", "{out}"]))
     assert cli("run", pipeline, "--workdir", tmp_path / "w").exit_code == 0
@@ -182,7 +194,7 @@ def test_csr_passed_on_stdin(cli, write_pipeline, tmp_path, ca_env):
 def test_secret_reaches_env_not_argv(cli, write_pipeline, tmp_path, ca_env):
     recorder = _fail_script(tmp_path, f"""\
         printf '%s\\n' "$@" > "{tmp_path}/argv"
-        printf '%s' "$TEST_CA_KEY_PASS" > "{tmp_path}/env-value"
+        printf '%s' "$SIGN_CSR_KEY_PASS" > "{tmp_path}/env-value"
         exec sh "{SIGNER}" "$@"
         """)
     pipeline = write_pipeline(_pipeline([str(recorder), "{csr}", "{out}"]))
@@ -235,7 +247,7 @@ def test_nonzero_exit_shows_code_and_stderr(cli, write_pipeline, tmp_path, ca_en
 
 def test_secret_in_stderr_is_masked(cli, write_pipeline, tmp_path, ca_env):
     tool = _fail_script(tmp_path, """\
-        echo "bad passphrase $TEST_CA_KEY_PASS" >&2
+        echo "bad passphrase $SIGN_CSR_KEY_PASS" >&2
         exit 1
         """)
     pipeline = write_pipeline(_pipeline([str(tool), "{csr}", "{out}"]))
@@ -430,7 +442,7 @@ def test_environment_rejects_plain_password(cli, write_pipeline):
     result = cli("validate", pipeline)
 
     assert result.exit_code == 2
-    assert "steps[2].environment.TEST_CA_KEY_PASS (step 'sign')" in result.err
+    assert "steps[2].environment.SIGN_CSR_KEY_PASS (step 'sign')" in result.err
     assert "env:NAME or file:PATH" in result.err
 
 

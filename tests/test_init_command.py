@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+from cryptography import x509
 
 from certpipe.commands.init import TEMPLATES
 from conftest import ROOT, needs_openssl
@@ -60,6 +62,50 @@ def test_init_output_runs_until_pending(cli, tmp_path, template):
     assert result.exit_code == 75, result.err
     assert (tmp_path / "out" / "shop.example.test.csr").exists()
     assert str(tmp_path / "out" / "certnew.p7b") in result.err
+
+
+def _sign_with_local_ca(cli, csr: Path, reply: Path, folder: Path) -> None:
+    """Play the CA: sign *csr* with a local_ca pipeline in *folder* and save *reply*."""
+    folder.mkdir()
+    (folder / "request.csr").write_bytes(csr.read_bytes())
+    signer = folder / "signer.yaml"
+    signer.write_text("version: 1\nsteps:\n  - name: sign\n    kind: local_ca\n"
+                      "    csr: request.csr\n    out: reply.p7b\n", encoding="utf-8")
+    assert cli("run", signer, "--workdir", folder).exit_code == 0
+    reply.write_bytes((folder / "reply.p7b").read_bytes())
+
+
+@needs_openssl
+@pytest.mark.parametrize("template, served", [
+    ("nginx", "shop.example.test.fullchain.pem"),
+    ("haproxy", "shop.example.test.pem"),
+])
+def test_init_server_template_writes_fullchain(cli, tmp_path, template, served):
+    path = tmp_path / "pipeline.yaml"
+    out = tmp_path / "out"
+    assert cli("init", "--template", template, "--host", "shop.example.test", path).exit_code == 0
+    assert cli("run", path, "--workdir", out).exit_code == 75
+    _sign_with_local_ca(cli, out / "shop.example.test.csr", out / "certnew.p7b", tmp_path / "ca")
+
+    result = cli("run", path, "--workdir", out)
+
+    assert result.exit_code == 0, result.err
+    certs = x509.load_pem_x509_certificates((out / served).read_bytes())
+    assert len(certs) == 2
+    assert certs[0].subject.rfc4514_string() == "CN=shop.example.test,O=Example Org,C=XX"
+    assert certs[1].subject == certs[0].issuer
+
+
+@needs_openssl
+def test_init_haproxy_key_beside_crt(cli, tmp_path):
+    path = tmp_path / "pipeline.yaml"
+    assert cli("init", "--template", "haproxy", path).exit_code == 0
+
+    assert cli("run", path, "--workdir", tmp_path / "out").exit_code == 75
+
+    key = tmp_path / "out" / "www.example.test.pem.key"
+    assert key.is_file()
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
 
 
 def test_init_defaults_to_iis_certpipe_yaml(cli, tmp_path, monkeypatch):

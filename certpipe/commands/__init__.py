@@ -10,4 +10,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("certpipe.commands.validate", "check pipeline files without running them"),
     "inspect": ("certpipe.commands.inspect", "show what certificate, key, request and pkcs#12 files contain"),
     "match": ("certpipe.commands.match", "find the private key (or request) that fits a certificate"),
+    "plan": ("certpipe.commands.plan",
+             "list the steps with their openssl command lines and what a run would do"),
+    "script": ("certpipe.commands.script",
+               "print a POSIX shell script that runs the pipeline with plain openssl"),
 }

@@ -368,7 +368,8 @@ def run_from_cache(workdir: Path, key: str, options: RunOptions,
 
     None means the full path must run: no manifest, a pipeline or ``--set``
     change, a forced step, or any file that differs from its recorded hash.
-    Nothing is written, and no openssl, YAML or certificate code is loaded.
+    Nothing is written except that temporary files of an interrupted run are
+    removed, and no openssl, YAML or certificate code is loaded.
     """
     if options.force or options.rekey or not (workdir / STATE_DIR).is_dir():
         return None
@@ -391,6 +392,9 @@ def run_from_cache(workdir: Path, key: str, options: RunOptions,
             assert record is not None
             reports.append(up_to_date_report(entry["name"], entry["kind"], entry["outputs"],
                                              record, workdir))
+        outputs = [value for entry in cached for value in entry["outputs"]]
+        for leftover in remove_stale_temps(output_folders(workdir, outputs)):
+            log.info("removed %s, left by an interrupted run", leftover)
     report = RunReport(str(state.pipeline.get("name", "")), str(state.pipeline.get("path", "")),
                        str(state.pipeline.get("sha256", "")), workdir, from_cache=True,
                        openssl=state.openssl)

@@ -43,11 +43,13 @@ def step_paths(step: Any, resolve: Callable[[str], str], work: str) -> dict[str,
     return paths
 
 
-def command_words(command: Any, secret_word: Callable[[Any], str]) -> list[str]:
+def command_words(command: Any, secret_word: Callable[[Any, str], str],
+                  quote: Callable[[str], str] = shlex.quote) -> list[str]:
     """Return the shell words of *command*: environment prefix, ``openssl``, arguments.
 
-    *secret_word* turns a SecretRef into the word that stands for it in place
-    of ``env:CERTPIPE_PASSIN`` or ``env:CERTPIPE_PASSOUT``.
+    *secret_word* gets a SecretRef and the variable certpipe would pass it in,
+    and returns the word that stands in place of ``env:CERTPIPE_PASSIN`` or
+    ``env:CERTPIPE_PASSOUT``.
     """
     from certpipe.openssl import PASSIN_VAR, PASSOUT_VAR
 
@@ -55,11 +57,11 @@ def command_words(command: Any, secret_word: Callable[[Any], str]) -> list[str]:
     words.append("openssl")
     for arg in command.args:
         if arg == f"env:{PASSIN_VAR}" and command.passin is not None:
-            words.append(secret_word(command.passin))
+            words.append(secret_word(command.passin, PASSIN_VAR))
         elif arg == f"env:{PASSOUT_VAR}" and command.passout is not None:
-            words.append(secret_word(command.passout))
+            words.append(secret_word(command.passout, PASSOUT_VAR))
         else:
-            words.append(shlex.quote(arg))
+            words.append(quote(arg))
     return words
 
 
@@ -154,7 +156,7 @@ def format_plan(pipeline: Any, workdir: Path, planned: list[PlannedStep]) -> str
                 text = action.text if action.text is not None else "<made from the input at run time>\n"
                 lines += [f"       | {line}" for line in text.splitlines()]
                 continue
-            words = command_words(action, lambda ref: shlex.quote(ref.source))
+            words = command_words(action, lambda ref, var: shlex.quote(ref.source))
             note = f"  # {action.note}" if action.note and not condition else condition
             lines.append("     " + " ".join(words) + note)
         if step.kind == "ca_reply":

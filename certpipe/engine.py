@@ -291,6 +291,7 @@ def _run_steps(pipeline: Pipeline, ctx: StepContext, options: RunOptions, state:
             skipped = StepReport(later.name, later.kind, NOT_RUN,
                                  message=f"not run: step '{step.name}' is {step_report.status}")
             report.steps.append(skipped)
+            on_step(skipped)
         return
 
 

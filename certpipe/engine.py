@@ -1,7 +1,7 @@
 """Run a pipeline's steps in order, skipping those that are up to date.
 
 A step runs when the manifest (see certpipe.state) has no record of it, or
-when its settings, an input or an output changed since; a step that re-makes
+when its settings, an input or an output changed since. A step that re-makes
 a file changes the input hash of every step that reads it, so exactly the
 steps downstream of a change run again. Private keys get extra care: one is
 never replaced without ``--rekey`` or ``--force STEP``, and a missing key

@@ -1,4 +1,4 @@
-"""What a run tells its user: status lines, a JSON report and a JUnit XML file.
+"""Run output: status lines, a JSON report and a JUnit XML file.
 
 The JSON report follows ``certpipe/report.schema.json``, shipped in the
 package. Messages in reports come from certpipe's errors, which never hold a

@@ -79,9 +79,13 @@ def cache_key(pipeline_sha256: str, overrides: Mapping[str, str]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+# Secret values are never recorded, not even hashed: a new password in the
+# same env: or file: source does not make a step run again (use --force).
+
+
 @dataclass
 class StepRecord:
-    """What one step made in the run that last finished it."""
+    """The settings, input and output hashes of one step, from the run that last finished it."""
 
     kind: str
     settings_sha256: str

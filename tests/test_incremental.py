@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -108,8 +107,7 @@ def test_unchanged_rerun_loads_no_heavy_module(cli, tmp_path, pfx_password):
     assert result.stdout.split() == ["0", "none"]
 
 
-def test_san_change_by_set_remakes_csr_and_keeps_key(cli, tmp_path, write_pipeline,
-                                                     pfx_password):
+def test_san_set_keeps_key_bytes(cli, tmp_path, write_pipeline, pfx_password):
     pipeline = write_pipeline(SAN_PIPELINE)
     work = tmp_path / "work"
     assert cli("run", pipeline, "--workdir", work).exit_code == 0
@@ -129,7 +127,7 @@ def test_san_change_by_set_remakes_csr_and_keeps_key(cli, tmp_path, write_pipeli
     assert alt_names(leaf) == (["www.example.test", "new.example.test"], [])
 
 
-def test_san_change_by_editing_file_keeps_key(cli, tmp_path, write_pipeline, pfx_password):
+def test_san_edit_keeps_key(cli, tmp_path, write_pipeline, pfx_password):
     pipeline = write_pipeline(SAN_PIPELINE)
     work = tmp_path / "work"
     assert cli("run", pipeline, "--workdir", work).exit_code == 0

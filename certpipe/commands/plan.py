@@ -48,7 +48,7 @@ def command_words(command: Any, secret_word: Callable[[Any, str], str],
     """Return the shell words of *command*: environment prefix, ``openssl``, arguments.
 
     *secret_word* gets a SecretRef and the variable certpipe would pass it in,
-    and returns the word that stands in place of ``env:CERTPIPE_PASSIN`` or
+    and returns the word to print in place of ``env:CERTPIPE_PASSIN`` or
     ``env:CERTPIPE_PASSOUT``.
     """
     from certpipe.openssl import PASSIN_VAR, PASSOUT_VAR

@@ -2,7 +2,7 @@
 
 An unchanged re-run is decided from the manifest's hashes before the
 pipeline is even loaded, so it imports neither jsonschema, cryptography nor
-sh; any difference falls back to the full path, which loads and validates
+sh. Any difference falls back to the full path, which loads and validates
 the pipeline and runs what changed.
 """
 
@@ -101,7 +101,13 @@ def main(args: argparse.Namespace) -> int:
                 options.cache_key = cache_key(pipeline_sha256, overrides)
                 report = run_from_cache(workdir, options.cache_key, options, printer.step)
             if report is None:
+                # NOTE: any change, even to the last step alone, loads and validates the
+                # whole pipeline (YAML, jsonschema, the step modules and so cryptography).
+                # Building steps from the cached resolved settings would avoid the
+                # schema check, but the step modules import cryptography at load time.
                 report = _run_full(args, workdir, options, printer)
+            else:
+                report.pipeline_path = str(args.pipeline)
     except CertpipeError as exc:
         failed = RunReport(args.pipeline.stem, str(args.pipeline), "", workdir,
                            exit_code=exc.exit_code, error=exc)

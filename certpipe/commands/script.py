@@ -1,12 +1,11 @@
 """``certpipe script``: print a POSIX shell script that runs a pipeline with plain openssl.
 
-The script is for people who must not depend on certpipe: it performs the
-same flow with the same openssl calls (taken from each step's ``commands``
-method), reads passwords from the same environment variables and files, and
-writes every output through a temporary file and ``mv``. What certpipe does
-in Python (reading the CA's reply, ordering the chain, the checks between
-steps) is done with openssl and POSIX tools, within the limits that the
-script's header lists.
+The script is for people who must not depend on certpipe. It makes the same
+openssl calls (taken from each step's ``commands`` method), reads passwords
+from the same environment variables and files, and writes every output
+through a temporary file and ``mv``. What certpipe does in Python (reading
+the CA's reply, ordering the chain, the checks between steps) is done with
+openssl and POSIX tools, within the limits that the script's header lists.
 """
 
 from __future__ import annotations
@@ -182,16 +181,13 @@ def render_script(pipeline: Any) -> str:
     lines = [HEADER.format(version=__version__, path=pipeline.path, name=pipeline.name,
                            sha256=pipeline.sha256, overrides=overrides, work=WORK)]
     show = display_path(Path("."))
-    producers: dict[str, Any] = {}
     for step in pipeline.steps:
         lines.append(f"# --- step {step.name} ({step.kind}) ---")
         paths = step_paths(step, show, WORK)
         writer = KIND_WRITERS.get(step.kind, _generic)
-        lines += writer(step, paths, producers)
+        lines += writer(step, paths)
         lines.append(f"echo {shlex.quote(f'{step.name}: done')}")
         lines.append("")
-        for value in step.outputs().values():
-            producers[value] = step
     lines.append("echo 'all steps done'")
     return "\n".join(lines) + "\n"
 
@@ -250,7 +246,7 @@ def _indent(lines: list[str], prefix: str = "    ") -> list[str]:
             for line in lines]
 
 
-def _generic(step: Any, paths: dict[str, str], producers: dict[str, Any]) -> list[str]:
+def _generic(step: Any, paths: dict[str, str]) -> list[str]:
     actions = step.commands(paths)
     if not actions:
         return [f"die {shlex.quote(f'step {step.name}: kind {step.kind} cannot run as a script')}"]
@@ -263,7 +259,7 @@ def _generic(step: Any, paths: dict[str, str], producers: dict[str, Any]) -> lis
 # --- kinds that need shell around their calls --------------------------------------------
 
 
-def _private_key(step: Any, paths: dict[str, str], producers: dict[str, Any]) -> list[str]:
+def _private_key(step: Any, paths: dict[str, str]) -> list[str]:
     out = quote(paths["out"])
     lines = [f"if [ -e {out} ]; then",
              f"    echo {shlex.quote(step.name + ': keeping the existing key ' + paths['out'])}",
@@ -273,7 +269,7 @@ def _private_key(step: Any, paths: dict[str, str], producers: dict[str, Any]) ->
     return lines + ["fi"]
 
 
-def _local_ca(step: Any, paths: dict[str, str], producers: dict[str, Any]) -> list[str]:
+def _local_ca(step: Any, paths: dict[str, str]) -> list[str]:
     serial = ShellWord('"0x$(openssl rand -hex 16)"')
     lines = [f"mkdir -p {quote(paths['ca_dir'])}"]
     ca_actions = step.ca_commands(paths, serial)
@@ -285,6 +281,7 @@ def _local_ca(step: Any, paths: dict[str, str], producers: dict[str, Any]) -> li
             conditions[action.unless_exists] = flag
             tests = " && ".join(f"[ -e {quote(p)} ]" for p in action.unless_exists)
             lines.append(f"if {tests}; then {flag}=yes; else {flag}=no; fi")
+
     for action in ca_actions:
         body = action_lines(action)
         if action.unless_exists:
@@ -292,6 +289,7 @@ def _local_ca(step: Any, paths: dict[str, str], producers: dict[str, Any]) -> li
                       *_indent(body), "fi"]
         else:
             lines += body
+
     leaf_actions = step.leaf_commands(paths, None, serial)
     csr = quote(paths["csr"])
     config = quote(leaf_actions[0].path)
@@ -319,7 +317,7 @@ def _local_ca(step: Any, paths: dict[str, str], producers: dict[str, Any]) -> li
     return lines
 
 
-def _ca_reply(step: Any, paths: dict[str, str], producers: dict[str, Any]) -> list[str]:
+def _ca_reply(step: Any, paths: dict[str, str]) -> list[str]:
     reply, key = quote(paths["reply"]), quote(paths["key"])
     send = f"send {paths['csr']} to your CA" if step.csr else "request the certificate"
     waiting = (f"{step.name}: waiting for the CA's reply: {send}, save its answer as "
@@ -407,7 +405,7 @@ def _ca_reply(step: Any, paths: dict[str, str], producers: dict[str, Any]) -> li
     return lines
 
 
-def _pkcs12(step: Any, paths: dict[str, str], producers: dict[str, Any]) -> list[str]:
+def _pkcs12(step: Any, paths: dict[str, str]) -> list[str]:
     cert = quote(paths["cert"])
     lines: list[str] = []
     name_word = ShellWord('"$friendly_name"')
@@ -426,8 +424,8 @@ def _pkcs12(step: Any, paths: dict[str, str], producers: dict[str, Any]) -> list
         ]
     else:
         name_word = ShellWord(quote(step.friendly_name))
+
     without_chain = {key: value for key, value in paths.items() if key != "chain"}
-    check = []
     command = step.commands(without_chain, name_word)[0]
     password = step.password
     before, after = secret_setup(command)
@@ -440,6 +438,7 @@ def _pkcs12(step: Any, paths: dict[str, str], producers: dict[str, Any]) -> list
     out_tmp = quote(paths["out"] + ".tmp")
     check = [f"openssl pkcs12 -in {out_tmp} -noout {check_pass} ||",
              f"    die {shlex.quote(step.name + ': openssl cannot open the .pfx it wrote')}"]
+
     if step.chain:
         chain = quote(paths["chain"])
         with_chain = step.commands(paths, name_word)[0]
@@ -461,7 +460,7 @@ def _export_lines(command: Any, before: list[str], after: list[str],
     return before + body + check + [finish_line] + after
 
 
-KIND_WRITERS: dict[str, Callable[[Any, dict[str, str], dict[str, Any]], list[str]]] = {
+KIND_WRITERS: dict[str, Callable[[Any, dict[str, str]], list[str]]] = {
     "private_key": _private_key,
     "local_ca": _local_ca,
     "ca_reply": _ca_reply,

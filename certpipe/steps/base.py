@@ -56,8 +56,8 @@ class Command:
     """One openssl call of a step, as ``plan``, ``script`` and ``run`` see it.
 
     *args* follow ``openssl`` and name secrets only as ``env:CERTPIPE_PASSIN``
-    or ``env:CERTPIPE_PASSOUT``; *passin* and *passout* say where those values
-    come from. *output* is the path in *args* that the call writes; ``run``
+    or ``env:CERTPIPE_PASSOUT``; *passin* and *passout* name the sources of
+    those values. *output* is the path in *args* that the call writes; ``run``
     swaps it for a temporary file and renames that into place. The call is
     skipped when every path in *unless_exists* existed before the step began.
     """
@@ -141,9 +141,9 @@ def execute(ctx: StepContext, step: str, actions: list[Action],
             check: Callable[[Command, Path], None] | None = None) -> list[Any]:
     """Run *actions* in order and return the openssl outcomes.
 
-    Each config file and each command output is written atomically; *check*
-    sees a command's output under its temporary name, before the rename, so a
-    file that fails a check never replaces the previous one.
+    Each config file and each command output is written atomically. *check*
+    is called with a command's output under its temporary name, before the
+    rename, so a file that fails a check never replaces the previous one.
     """
     outcomes = []
     # Conditions are decided before the first action, so a file that an

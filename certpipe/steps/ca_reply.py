@@ -113,12 +113,14 @@ class CaReplyStep(Step):
 
     def commands(self, paths: Mapping[str, str],
                  reply_format: str | None = None) -> list[Action]:
-        """The conversion call for a reply in *reply_format* (see :func:`sniff_reply`).
+        """Return the conversion call for a reply in *reply_format* (see :func:`sniff_reply`).
 
         *paths* needs ``reply``. The leaf and chain files are written by certpipe,
         not openssl. With no format known (the reply is not there yet), the
         DER PKCS#7 form is returned with a note.
         """
+        # NOTE: run() builds these argument lists in _convert, not here; the test
+        # that compares plan's command lines with run's calls keeps them in step.
         reply = paths["reply"]
         args = {
             "pkcs7-pem": ("pkcs7", "-inform", "PEM", "-in", reply, "-print_certs"),

@@ -124,9 +124,9 @@ class CsrStep(Step):
         return args
 
     def commands(self, paths: Mapping[str, str]) -> list[Action]:
-        """The config file and the ``openssl req`` call; *paths* needs key, out and work.
+        """Return the config file and the ``openssl req`` call for *paths*.
 
-        The config file goes into the folder *paths* names as ``work``.
+        *paths* needs key, out and work; the config file goes into work.
         """
         config = os.path.join(paths["work"], f"{self.name}.req.cnf")
         return [

@@ -50,7 +50,7 @@ class PrivateKeyStep(Step):
                 "-pkeyopt", "ec_param_enc:named_curve", "-out", out]
 
     def commands(self, paths: Mapping[str, str]) -> list[Action]:
-        """The key step's one call; *paths* needs ``out``."""
+        """Return the ``genpkey`` call; *paths* needs ``out``."""
         return [Command(tuple(self.genpkey_args(paths["out"])), output=paths["out"],
                         output_mode=KEY_MODE)]
 

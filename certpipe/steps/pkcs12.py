@@ -88,7 +88,7 @@ class Pkcs12Step(Step):
 
     def commands(self, paths: Mapping[str, str],
                  friendly_name: str | None = None) -> list[Action]:
-        """The export call; *paths* needs key, cert and out, and chain when it has certificates.
+        """Return the export call; *paths* needs key, cert, out, and chain when it has certificates.
 
         Without *friendly_name* and the pipeline's own, the name shows as a
         placeholder, because the default is read from the certificate.

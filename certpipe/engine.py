@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from certpipe.errors import (
-    EXIT_INTERRUPTED, CertpipeError, CheckFailed, Pending, PipelineError, StepFailed,
+    EXIT_INTERRUPTED, CertpipeError, CheckFailed, OpenSSLNotUsable, Pending, PipelineError,
+    StepFailed,
 )
 from certpipe.fsutil import STATE_DIR, TEMP_MARK, escape_reason, remove_stale_temps
 from certpipe.lock import WorkdirLock
@@ -69,6 +70,8 @@ class StepReport:
     notes: list[str] = field(default_factory=list)
     message: str = ""
     openssl_calls: int = 0
+    # The error that stopped the run here, when it is not a plain step failure.
+    error: CertpipeError | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -296,6 +299,8 @@ def _run_steps(pipeline: Pipeline, ctx: StepContext, options: RunOptions, state:
 
 
 def _error_of(step_report: StepReport) -> CertpipeError:
+    if step_report.error is not None:
+        return step_report.error
     if step_report.status == PENDING:
         return Pending(step_report.message)
     if step_report.status == INTERRUPTED:
@@ -322,6 +327,11 @@ def _run_one(steps: list[Step], index: int, ctx: StepContext, options: RunOption
     except Pending as exc:
         step_report.status = PENDING
         step_report.message = str(exc)
+        state.steps.pop(step.name, None)
+    except OpenSSLNotUsable as exc:
+        # Not the step's fault: no openssl call can run, a usage problem (exit 2).
+        step_report.message = str(exc)
+        step_report.error = exc
         state.steps.pop(step.name, None)
     except CertpipeError as exc:
         step_report.message = exc.detail if isinstance(exc, StepFailed) else str(exc)

@@ -70,7 +70,7 @@ class PrivateKeyStep(Step):
                 # Keep the old key under a second name before the new one
                 # takes its place, so that a kill at any moment leaves it.
                 backup = _link_backup(path, ctx.now)
-                result.notes.append(f"--rekey: the old key was kept as {backup}")
+                result.notes.append(f"--rekey: the old key was moved to {backup}")
 
         execute(ctx, self.name, self.commands({"out": str(path)}), check)
         key = found[0]

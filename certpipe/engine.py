@@ -238,14 +238,18 @@ def cache_entry(pipeline: Pipeline, key: str) -> dict[str, Any]:
 # --- running -----------------------------------------------------------------------------
 
 
+def check_forced_names(pipeline: Pipeline, forced: Iterable[str]) -> None:
+    unknown = sorted(set(forced) - {step.name for step in pipeline.steps})
+    if unknown:
+        names = ", ".join(step.name for step in pipeline.steps)
+        raise PipelineError(f"--force {unknown[0]}: no step of that name (steps: {names})")
+
+
 def run_pipeline(pipeline: Pipeline, ctx: StepContext, options: RunOptions | None = None,
                  on_step: StepCallback = _no_callback) -> RunReport:
     """Run *pipeline* in ``ctx.workdir`` under the work directory's lock."""
     options = options or RunOptions()
-    unknown = sorted(options.force - {step.name for step in pipeline.steps})
-    if unknown:
-        names = ", ".join(step.name for step in pipeline.steps)
-        raise PipelineError(f"--force {unknown[0]}: no step of that name (steps: {names})")
+    check_forced_names(pipeline, options.force)
     report = RunReport(pipeline.name, str(pipeline.path), pipeline.sha256, ctx.workdir)
     started = time.monotonic()
     ctx.workdir.mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,11 @@ class EmptyOutput(CertpipeError):
     """A program exited successfully but wrote nothing to its output file."""
 
 
+def empty_output(path: Path) -> EmptyOutput:
+    return EmptyOutput(f"the program exited without error but wrote nothing for {path}; "
+                       f"{path} was left as it was")
+
+
 def temp_path_for(path: Path) -> Path:
     return path.with_name(f".{path.name}{TEMP_MARK}{secrets.token_hex(6)}")
 
@@ -89,8 +94,7 @@ def atomic_output(path: Path, mode: int = FILE_MODE) -> Iterator[Path]:
         fd = os.open(temp, os.O_RDONLY)
         try:
             if os.fstat(fd).st_size == 0:
-                raise EmptyOutput(f"the program exited without error but wrote nothing for "
-                                  f"{path}; {path} was left as it was")
+                raise empty_output(path)
             os.fsync(fd)
         finally:
             os.close(fd)

@@ -30,7 +30,7 @@ STATE_FILE = "state.json"
 
 
 def resolve_path(workdir: Path, value: str) -> Path:
-    """Resolve a pipeline path as StepContext.path does: relative to the work directory."""
+    """Resolve a pipeline path: ``~`` expanded, a relative path taken from *workdir*."""
     path = Path(value).expanduser()
     return path if path.is_absolute() else workdir / path
 

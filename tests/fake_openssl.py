@@ -1,5 +1,6 @@
 """A fake openssl for tests: records every call, passes it on to the real binary,
-and on request stops at one subcommand so a test can kill or interrupt the run."""
+and on request stops at one subcommand so a test can kill or interrupt the run
+(or, with ``silent``, exits 0 there without writing anything)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ FAKE = """\
 #!/bin/sh
 printf '%s\\n' "$*" >> "$FAKE_OPENSSL_LOG"
 if [ -n "${FAKE_OPENSSL_STOP_AT:-}" ] && [ "$1" = "$FAKE_OPENSSL_STOP_AT" ]; then
+    if [ "${FAKE_OPENSSL_STOP_WHEN:-before}" = silent ]; then
+        exit 0
+    fi
     if [ "${FAKE_OPENSSL_STOP_WHEN:-before}" = after ]; then
         "$FAKE_OPENSSL_REAL" "$@" || exit $?
     fi

@@ -422,3 +422,26 @@ def test_lock_is_released_when_holder_dies(tmp_path):
     finally:
         if holder.poll() is None:
             holder.kill()
+
+
+def test_empty_openssl_output_is_rejected(cli, tmp_path, write_pipeline, monkeypatch):
+    fake = FakeOpenSSL(tmp_path / "bin")
+    for name, value in fake.env("genpkey", "silent").items():
+        if name.startswith(("FAKE_OPENSSL", "CERTPIPE_OPENSSL")):
+            monkeypatch.setenv(name, value)
+    pipeline = write_pipeline("version: 1\nsteps:\n  - name: key\n    kind: private_key\n"
+                              "    algorithm: ec\n    out: a.key\n")
+    work = tmp_path / "work"
+    result = cli("run", pipeline, "--workdir", work)
+    assert result.exit_code == 1
+    assert f"wrote nothing for {work / 'a.key'}" in result.err
+    assert not (work / "a.key").exists()
+    assert [p.name for p in work.iterdir()] == [".certpipe"]
+
+
+def test_workdir_that_is_a_file(cli, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = cli("run", LOCAL_CA, "--workdir", blocker)
+    assert result.exit_code == 2
+    assert f"--workdir {blocker} exists and is not a folder" in result.err

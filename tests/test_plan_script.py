@@ -220,3 +220,27 @@ def test_script_is_valid_posix_sh(cli, tmp_path, write_pipeline, text):
     path.write_text(script, encoding="utf-8")
     checked = subprocess.run(["sh", "-n", str(path)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr
+
+
+def test_script_rejects_incomplete_chain(cli, tmp_path, pfx_password):
+    script = cli("script", IIS).out
+    folder = tmp_path / "site"
+    folder.mkdir()
+    env = {**os.environ, "PFX_PASSWORD": pfx_password}
+    assert run_script(script, folder, env).returncode == 75
+    ca = tmp_path / "ca"
+    ca.mkdir()
+    shutil.copy(folder / "www.example.test.csr", ca / "request.csr")
+    signer = tmp_path / "signer.yaml"
+    signer.write_text("version: 1\nsteps:\n  - name: sign\n    kind: local_ca\n"
+                      "    csr: request.csr\n    out: reply.p7b\n", encoding="utf-8")
+    assert cli("run", signer, "--workdir", ca).exit_code == 0
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    leaf = read_certificates(ca / "reply.p7b").certs[0]
+    (folder / "certnew.p7b").write_bytes(leaf.public_bytes(Encoding.DER))
+
+    done = run_script(script, folder, env)
+    assert done.returncode == 1
+    assert "reply: chain incomplete" in done.stderr
+    assert not (folder / "www.example.test.crt").exists()

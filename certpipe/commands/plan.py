@@ -171,17 +171,13 @@ def format_plan(pipeline: Any, workdir: Path, planned: list[PlannedStep]) -> str
 
 
 def main(args: argparse.Namespace) -> int:
-    from certpipe.engine import RunOptions
-    from certpipe.errors import PipelineError
+    from certpipe.engine import RunOptions, check_forced_names
     from certpipe.pipeline.model import check_confinement, load_pipeline, parse_assignments
 
     workdir = workdir_of(args)
     pipeline = load_pipeline(args.pipeline, parse_assignments(args.assignments))
     check_confinement(pipeline, workdir)
-    unknown = sorted(set(args.force) - {step.name for step in pipeline.steps})
-    if unknown:
-        names = ", ".join(step.name for step in pipeline.steps)
-        raise PipelineError(f"--force {unknown[0]}: no step of that name (steps: {names})")
+    check_forced_names(pipeline, args.force)
     options = RunOptions(force=frozenset(args.force), rekey=args.rekey)
     planned = plan_steps(pipeline, workdir, options)
     sys.stdout.write(format_plan(pipeline, workdir, planned))

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Union
 
 from certpipe.errors import PipelineError
-from certpipe.fsutil import FILE_MODE, atomic_output, atomic_write
+from certpipe.fsutil import FILE_MODE, atomic_output, atomic_write, empty_output
 from certpipe.secrets import Secret, SecretRef
+from certpipe.state import resolve_path
 
 InputRef = tuple[tuple[str | int, ...], str]
 
@@ -37,8 +38,7 @@ class StepContext:
 
     def path(self, value: str) -> Path:
         """Resolve a pipeline path: relative paths are relative to the work directory."""
-        path = Path(value).expanduser()
-        return path if path.is_absolute() else self.workdir / path
+        return resolve_path(self.workdir, value)
 
     def state_dir(self) -> Path:
         folder = self.workdir / ".certpipe"
@@ -171,6 +171,8 @@ def execute(ctx: StepContext, step: str, actions: list[Action],
             outcomes.append(ctx.openssl.run(args, step=step, passin=passin, passout=passout,
                                             timeout=ctx.timeout,
                                             extra_env=action.extra_env or None))
+            if temp.stat().st_size == 0:
+                raise empty_output(target)  # before a check reports the temporary name
             if check is not None:
                 check(action, temp)
     return outcomes

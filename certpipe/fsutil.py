@@ -132,7 +132,7 @@ def escape_reason(workdir: Path, value: str) -> str | None:
     """Return why the output *value* would land outside *workdir* through a symlink, or None.
 
     The lexical check (no '..', not absolute) runs when the pipeline is
-    loaded; this one resolves the symlinks that exist now, against the real
+    loaded. This one resolves the symlinks that exist now, against the real
     path of the work directory. A missing part of the path is fine: atomic
     writes create folders, never symlinks.
     """

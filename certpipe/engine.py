@@ -348,7 +348,7 @@ def _run_one(steps: list[Step], index: int, ctx: StepContext, options: RunOption
     else:
         step_report.status = MADE if result.made else KEPT
         step_report.made, step_report.kept = result.made, result.kept
-        step_report.notes = result.notes
+        step_report.notes = result.notes + _replaced_key_notes(step, decision)
         step_report.checks = [Check(text, "passed") for text in result.checks]
         record = record_for(step, ctx.workdir, inputs, result.checks)
         state.steps[step.name] = record
@@ -360,6 +360,18 @@ def _run_one(steps: list[Step], index: int, ctx: StepContext, options: RunOption
         if ctx._openssl is not None:
             step_report.openssl_calls = ctx._openssl.calls - calls_before
     return step_report
+
+
+def _replaced_key_notes(step: Step, decision: Decision) -> list[str]:
+    """Point out a key file that changed by hand since the last run."""
+    notes = []
+    for setting in step.key_outputs:
+        value = step.outputs()[setting]
+        if f"output {value} was changed since it was made" in decision.reasons:
+            notes.append(f"the key {value} is not the one recorded by the last run (edited or "
+                         f"replaced by hand); it passed the key checks and is used, so the "
+                         f"steps that use it run again")
+    return notes
 
 
 def up_to_date_report(name: str, kind: str, outputs: list[str], record: StepRecord,

@@ -445,3 +445,18 @@ def test_workdir_that_is_a_file(cli, tmp_path):
     result = cli("run", LOCAL_CA, "--workdir", blocker)
     assert result.exit_code == 2
     assert f"--workdir {blocker} exists and is not a folder" in result.err
+
+
+def test_replaced_key_is_reported(cli, tmp_path, write_pipeline, pfx_password):
+    pipeline = write_pipeline(SAN_PIPELINE)
+    work = tmp_path / "work"
+    other = tmp_path / "other"
+    assert cli("run", pipeline, "--workdir", work).exit_code == 0
+    assert cli("run", pipeline, "--workdir", other).exit_code == 0
+    (work / "site.key").write_bytes((other / "site.key").read_bytes())
+
+    result = cli("run", pipeline, "--workdir", work)
+    assert result.exit_code == 0, result.err
+    assert "note: the key site.key is not the one recorded by the last run" in result.out
+    assert statuses(result.out) == {"key": "kept", "csr": "made", "sign": "made",
+                                    "reply": "made", "pfx": "made"}

@@ -36,7 +36,7 @@ from certpipe.state import (
 
 if TYPE_CHECKING:
     from certpipe.pipeline.model import Pipeline
-    from certpipe.steps.base import Step, StepContext
+    from certpipe.steps.base import Step, StepContext, StepResult
 
 log = logging.getLogger("certpipe.engine")
 
@@ -72,6 +72,14 @@ class StepReport:
     openssl_calls: int = 0
     # The error that stopped the run here, when it is not a plain step failure.
     error: CertpipeError | None = field(default=None, repr=False)
+
+    @property
+    def result(self) -> StepResult:
+        """The step's outcome in the form steps return it: files, notes and passed checks."""
+        from certpipe.steps.base import StepResult
+
+        return StepResult(made=list(self.made), kept=list(self.kept), notes=list(self.notes),
+                          checks=[c.description for c in self.checks if c.result == "passed"])
 
 
 @dataclass

@@ -244,3 +244,36 @@ def test_script_rejects_incomplete_chain(cli, tmp_path, pfx_password):
     assert done.returncode == 1
     assert "reply: chain incomplete" in done.stderr
     assert not (folder / "www.example.test.crt").exists()
+
+
+def test_script_reads_pkcs12_reply(cli, tmp_path, write_pipeline, pfx_password):
+    made = tmp_path / "made"
+    assert cli("run", LOCAL_CA, "--workdir", made).exit_code == 0
+    folder = tmp_path / "site"
+    folder.mkdir()
+    shutil.copy(made / "www.example.test.key", folder / "a.key")
+    shutil.copy(made / "www.example.test.pfx", folder / "reply.pfx")
+    (folder / "pw.txt").write_text(pfx_password + "\n")
+    pipeline = write_pipeline("""\
+        version: 1
+        steps:
+          - name: key
+            kind: private_key
+            algorithm: rsa
+            out: a.key
+          - name: reply
+            kind: ca_reply
+            reply: reply.pfx
+            reply_password: file:pw.txt
+            allow_incomplete_chain: true
+            key: a.key
+            cert_out: a.crt
+            chain_out: chain.pem
+        """)
+    done = run_script(cli("script", pipeline).out, folder, dict(os.environ))
+    assert done.returncode == 0, done.stderr
+    assert "warning: reply: chain incomplete" in done.stderr
+    leaf = read_certificates(folder / "a.crt").certs
+    assert leaf == read_certificates(made / "www.example.test.crt").certs
+    chain = read_certificates(folder / "chain.pem").certs
+    assert chain == read_certificates(made / "www.example.test.chain.pem").certs

@@ -72,9 +72,13 @@ HEADER = """\
 #   keys (a re-keyed or cross-signed intermediate) can make that order
 #   wrong; 'openssl verify' then fails when the chain reaches a root.
 #   Without a root there is no such check.
-# - A CA reply is read as PKCS#7 (PEM or DER), PEM certificates or one DER
-#   certificate. UTF-16 text and a byte order mark before the first PEM line
-#   are not understood: convert such a file to plain PEM first.
+# - A CA reply is read as PKCS#7 (PEM or DER), PEM certificates, one DER
+#   certificate, or PKCS#12 when the step has reply_password (OpenSSL 3
+#   needs the legacy provider for RC2-encrypted files). UTF-16 text and a
+#   byte order mark before the first PEM line are not understood: convert
+#   such a file to plain PEM first.
+# - trust_anchors and untrusted_chain are not applied: 'openssl verify'
+#   trusts the self-signed root that the chain itself reaches.
 # - The local CA copies the subjectAltName of the CSR from the output of
 #   'openssl req -text'.
 # - Files are written with umask 077, so outputs are readable by their owner
@@ -330,7 +334,7 @@ def _ca_reply(step: Any, paths: dict[str, str]) -> list[str]:
         "fi",
         f"rm -rf {folder}",
         f"mkdir {folder}",
-        f"to_pem_certs {reply} {folder}/reply.pem",
+        *_reply_reader(step, reply, folder),
         f"cat {folder}/reply.pem > {folder}/all.pem",
     ]
     for extra in step.extra_certs:
@@ -403,6 +407,27 @@ def _ca_reply(step: Any, paths: dict[str, str]) -> list[str]:
         f"finish {chain_out}",
     ]
     return lines
+
+
+def _reply_reader(step: Any, reply: str, folder: str) -> list[str]:
+    """Return the lines that write the reply's certificates to FOLDER/reply.pem."""
+    if getattr(step, "reply_password", None) is None:
+        return [f"to_pem_certs {reply} {folder}/reply.pem"]
+    from certpipe.steps.base import Command
+
+    source = step.reply_password.source
+    before, after = secret_setup(Command(("pkcs12",), passin=step.reply_password))
+    passin = quote(source) if source.startswith("env:") else "env:CERTPIPE_PASSIN"
+    return [
+        *before,
+        f"if openssl pkcs12 -in {reply} -nokeys -passin {passin} -out {folder}/reply.pem "
+        "2>/dev/null; then",
+        "    :",
+        "else",
+        f"    to_pem_certs {reply} {folder}/reply.pem",
+        "fi",
+        *after,
+    ]
 
 
 def _pkcs12(step: Any, paths: dict[str, str]) -> list[str]:

@@ -26,6 +26,7 @@ from certpipe.artifacts.intake import (
     ArtifactError, Contents, PasswordNeeded, Pkcs7Unreadable, inspect_bytes, looks_like_pkcs7,
     read_certificates, read_csr, read_file,
 )
+from certpipe.artifacts.intake import looks_like_pkcs12
 from certpipe.artifacts.keys import cert_fingerprint, public_key_fingerprint, read_private_key
 from certpipe.artifacts.trust import AnchorSet, system_anchors
 from certpipe.errors import CheckFailed, Pending
@@ -127,8 +128,8 @@ class CaReplyStep(Step):
             "pkcs7-der": ("pkcs7", "-inform", "DER", "-in", reply, "-print_certs"),
             "der": ("x509", "-inform", "DER", "-in", reply, "-outform", "PEM"),
         }
-        if reply_format == "pem":
-            return []  # PEM certificates are read as they are
+        if reply_format in ("pem", "pkcs12"):
+            return []  # read by certpipe itself, with no openssl call
         note = "" if reply_format else "the form depends on the reply's content"
         return [Command(args[reply_format or "pkcs7-der"],
                         extra_env={"SSL_CERT_FILE": "/dev/null"}, note=note)]
@@ -558,7 +559,7 @@ def _pem(certs: list[x509.Certificate]) -> bytes:
 
 
 def sniff_reply(raw: bytes) -> str:
-    """Classify a reply as ``pkcs7-pem``, ``pkcs7-der``, ``der``, ``pem`` or ``other``.
+    """Classify a reply as ``pkcs7-pem``, ``pkcs7-der``, ``pkcs12``, ``der``, ``pem`` or ``other``.
 
     The result names the conversion that :meth:`CaReplyStep.commands` gives;
     it reads only the bytes, so ``plan`` needs no certificate parser.
@@ -581,6 +582,8 @@ def sniff_reply(raw: bytes) -> str:
         return "pem"
     if looks_like_pkcs7(raw):
         return "pkcs7-der"
+    if looks_like_pkcs12(raw):
+        return "pkcs12"
     if raw[:1] == b"\x30":
         return "der"
     return "other"

@@ -1,161 +1,455 @@
 """Run a pipeline's steps in order, skipping those that are up to date.
 
-The manifest in ``WORKDIR/.certpipe/state.json`` records, per step, a hash
-of its settings and input files and the hashes of its outputs. A step runs
-again when any of those differ; a step whose reply is missing stops the run
-as pending.
+A step runs when the manifest (see certpipe.state) has no record of it, or
+when its settings, an input or an output changed since. A step that re-makes
+a file changes the input hash of every step that reads it, so exactly the
+steps downstream of a change run again. Private keys get extra care: one is
+never replaced without ``--rekey`` or ``--force STEP``, and a missing key
+whose CSR or certificate still exists stops the run.
+
+The work directory is locked for the whole run, and the manifest is saved
+after every step, so a run killed at any point loses at most the step it was
+in. This module imports no third-party package: the fast path
+(:func:`run_from_cache`) decides an unchanged re-run from hashes alone.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import datetime as dt
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from certpipe.errors import CertpipeError, CheckFailed, OpenSSLNotUsable, Pending, StepFailed
-from certpipe.fsutil import atomic_write, remove_stale_temps
-from certpipe.pipeline.model import Pipeline
-from certpipe.steps.base import Step, StepContext, StepResult
+from certpipe.errors import (
+    EXIT_INTERRUPTED, CertpipeError, CheckFailed, OpenSSLNotUsable, Pending, PipelineError,
+    StepFailed,
+)
+from certpipe.fsutil import STATE_DIR, TEMP_MARK, escape_reason, remove_stale_temps
+from certpipe.lock import WorkdirLock
+from certpipe.state import (
+    State, StepRecord, file_sha256, path_digest, resolve_path, settings_sha256,
+    stale_reasons,
+)
+
+if TYPE_CHECKING:
+    from certpipe.pipeline.model import Pipeline
+    from certpipe.steps.base import Step, StepContext, StepResult
 
 log = logging.getLogger("certpipe.engine")
 
-STATE_VERSION = 1
+# Step statuses, as status lines and reports show them.
+MADE = "made"
+KEPT = "kept"
+UP_TO_DATE = "up to date"
+PENDING = "pending"
+FAILED = "failed"
+INTERRUPTED = "interrupted"
+NOT_RUN = "not run"
+
+
+@dataclass
+class Check:
+    description: str
+    result: str  # passed, failed, or "recorded" for a check of an earlier run
 
 
 @dataclass
 class StepReport:
     name: str
     kind: str
-    status: str  # made, up to date, pending, failed
+    status: str
     duration: float = 0.0
-    result: StepResult = field(default_factory=StepResult)
+    reasons: list[str] = field(default_factory=list)  # why the step ran
+    made: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    artifacts: dict[str, str | None] = field(default_factory=dict)  # file -> SHA-256
+    checks: list[Check] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     message: str = ""
+    openssl_calls: int = 0
+    # The error that stopped the run here, when it is not a plain step failure.
+    error: CertpipeError | None = field(default=None, repr=False)
+
+    @property
+    def result(self) -> StepResult:
+        """The step's outcome in the form steps return it: files, notes and passed checks."""
+        from certpipe.steps.base import StepResult
+
+        return StepResult(made=list(self.made), kept=list(self.kept), notes=list(self.notes),
+                          checks=[c.description for c in self.checks if c.result == "passed"])
 
 
 @dataclass
 class RunReport:
-    pipeline: Pipeline
+    pipeline_name: str
+    pipeline_path: str
+    pipeline_sha256: str
+    workdir: Path
+    started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+    duration: float = 0.0
     steps: list[StepReport] = field(default_factory=list)
     exit_code: int = 0
     error: CertpipeError | None = None
+    openssl: dict[str, str] | None = None
+    from_cache: bool = False  # decided from the manifest alone, pipeline not loaded
+
+    @property
+    def interrupted(self) -> bool:
+        return self.exit_code == EXIT_INTERRUPTED
 
 
-def file_sha256(path: Path) -> str | None:
-    try:
-        with path.open("rb") as handle:
-            digest = hashlib.sha256()
-            for chunk in iter(lambda: handle.read(1 << 16), b""):
-                digest.update(chunk)
-            return digest.hexdigest()
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        return None
+@dataclass
+class RunOptions:
+    force: frozenset[str] = frozenset()
+    rekey: bool = False
+    lock_wait: float = 0.0
+    cache_key: str | None = None
 
 
-class State:
-    """The manifest of what each step last made."""
-
-    def __init__(self, workdir: Path):
-        self.path = workdir / ".certpipe" / "state.json"
-        self.steps: dict[str, dict[str, Any]] = {}
-        try:
-            data = json.loads(self.path.read_text("utf-8"))
-            if data.get("version") == STATE_VERSION and isinstance(data.get("steps"), dict):
-                self.steps = data["steps"]
-        except (FileNotFoundError, ValueError, AttributeError):
-            pass  # no or unreadable manifest: every step runs and checks its files
-
-    def save(self) -> None:
-        data = {"version": STATE_VERSION, "steps": self.steps}
-        self.path.parent.mkdir(mode=0o700, exist_ok=True)
-        atomic_write(self.path, json.dumps(data, indent=1, sort_keys=True).encode("utf-8"))
+StepCallback = Callable[[StepReport], None]
 
 
-def step_fingerprint(step: Step, ctx: StepContext) -> str:
-    digest = hashlib.sha256()
-    digest.update(json.dumps([step.kind, step.settings(), step.outputs()], sort_keys=True,
-                             default=str).encode())
-    for key_path, value in step.inputs():
-        path = ctx.path(value)
-        digest.update(json.dumps([list(key_path), value, file_sha256(path)]).encode())
-    return digest.hexdigest()
+def _no_callback(report: StepReport) -> None:
+    return None
 
 
-def output_hashes(step: Step, ctx: StepContext) -> dict[str, str | None]:
-    return {value: file_sha256(ctx.path(value)) for value in step.outputs().values()
-            if not ctx.path(value).is_dir()}
+# --- the graph of files between steps ---------------------------------------------------
 
 
-def is_up_to_date(step: Step, ctx: StepContext, state: State, fingerprint: str) -> bool:
-    entry = state.steps.get(step.name)
-    if not entry or entry.get("fingerprint") != fingerprint:
-        return False
-    current = output_hashes(step, ctx)
-    return all(h is not None for h in current.values()) and current == entry.get("outputs")
+def input_values(step: Step) -> list[str]:
+    return [value for _, value in step.inputs()]
 
 
-def run_pipeline(pipeline: Pipeline, ctx: StepContext,
-                 on_step: Callable[[StepReport], None] = lambda report: None) -> RunReport:
-    report = RunReport(pipeline)
-    ctx.workdir.mkdir(parents=True, exist_ok=True)
-    for leftover in remove_stale_temps(ctx.workdir):
-        log.info("removed %s, left by an interrupted run", leftover)
-    state = State(ctx.workdir)
-    for step in pipeline.steps:
-        fingerprint = step_fingerprint(step, ctx)
-        if is_up_to_date(step, ctx, state, fingerprint):
-            step_report = StepReport(step.name, step.kind, "up to date")
-            step_report.result.kept = list(step.outputs().values())
-            report.steps.append(step_report)
-            on_step(step_report)
+def output_values(step: Step) -> list[str]:
+    return list(step.outputs().values())
+
+
+def downstream_files(steps: list[Step], index: int, value: str, workdir: Path,
+                     state: State) -> list[str]:
+    """Return existing files that later steps made from, or got for, the file *value*.
+
+    A step depends on *value* when it reads it, or a file made by such a step.
+    When the manifest has a record of the step, the record's inputs decide
+    instead, so that a file made from another key at the same path does not
+    count. The files returned are such steps' output files, and the inputs
+    they name in ``key_bound_inputs`` (a CA's reply), which certify the key.
+    """
+    tainted = {value}
+    found: list[str] = []
+    for step in steps[index + 1:]:
+        record = state.steps.get(step.name)
+        used = set(record.inputs) if record is not None else set(input_values(step))
+        if not tainted.intersection(used) or not tainted.intersection(input_values(step)):
             continue
-        started = time.monotonic()
+        bound = {step_value for key_path, step_value in step.inputs()
+                 if key_path[0] in step.key_bound_inputs}
+        for candidate in [*output_values(step), *sorted(bound)]:
+            tainted.add(candidate)
+            path = resolve_path(workdir, candidate)
+            if path.is_file() and candidate not in found:
+                found.append(candidate)
+    return found
+
+
+def missing_key_problem(steps: list[Step], index: int, workdir: Path,
+                        state: State) -> str | None:
+    """Explain why a missing key of ``steps[index]`` must not be made again, or return None."""
+    step = steps[index]
+    for setting in step.key_outputs:
+        value = step.outputs()[setting]
+        if resolve_path(workdir, value).exists():
+            continue
+        made_from = downstream_files(steps, index, value, workdir, state)
+        if made_from:
+            return (
+                f"the private key {value} is missing, but {', '.join(made_from)} "
+                f"{'was' if len(made_from) == 1 else 'were'} made from it or issued for it. "
+                f"certpipe does not replace a missing key on its own: a new key would make "
+                f"them useless, and a certificate the CA issued for the old key could never "
+                f"be used again. Restore {value} from a backup and run again; or, to start "
+                f"over with a new key (and send the new CSR to the CA), run with --force "
+                f"{step.name} or --rekey"
+            )
+    return None
+
+
+# --- deciding ----------------------------------------------------------------------------
+
+
+@dataclass
+class Decision:
+    run: bool
+    reasons: list[str]
+
+
+def decide(step: Step, state: State, workdir: Path, options: RunOptions) -> Decision:
+    if step.name in options.force:
+        return Decision(True, [f"--force {step.name}"])
+    if options.rekey and step.key_outputs:
+        return Decision(True, ["--rekey"])
+    settings_hash = settings_sha256(step.kind, step.settings())
+    reasons = stale_reasons(state.steps.get(step.name), step.kind, settings_hash,
+                            input_values(step), output_values(step), workdir)
+    return Decision(bool(reasons), reasons)
+
+
+def record_for(step: Step, workdir: Path, inputs: dict[str, str | None],
+               checks: list[str]) -> StepRecord:
+    return StepRecord(
+        kind=step.kind,
+        settings_sha256=settings_sha256(step.kind, step.settings()),
+        settings=step.settings(),
+        inputs=inputs,
+        outputs={value: path_digest(resolve_path(workdir, value))
+                 for value in output_values(step)},
+        checks=checks,
+        finished=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    )
+
+
+def output_folders(workdir: Path, outputs: Iterable[str]) -> list[Path]:
+    """Return the folders where outputs and their temporary files are written."""
+    folders = [workdir, workdir / STATE_DIR]
+    for value in outputs:
+        path = resolve_path(workdir, value)
+        folders.append(path.parent)
+        if path.is_dir():
+            folders.append(path)
+    return folders
+
+
+def check_state_dir(workdir: Path) -> None:
+    reason = escape_reason(workdir, STATE_DIR)
+    if reason:
+        raise PipelineError(f"{workdir / STATE_DIR} {reason}")
+
+
+def cache_entry(pipeline: Pipeline, key: str) -> dict[str, Any]:
+    """Return what the fast path needs to know about *pipeline*, stored under *key*."""
+    return {
+        "cache_key": key,
+        "name": pipeline.name,
+        "path": str(pipeline.path),
+        "sha256": pipeline.sha256,
+        "steps": [
+            {"name": step.name, "kind": step.kind,
+             "settings_sha256": settings_sha256(step.kind, step.settings()),
+             "inputs": input_values(step), "outputs": output_values(step)}
+            for step in pipeline.steps
+        ],
+    }
+
+
+# --- running -----------------------------------------------------------------------------
+
+
+def check_forced_names(pipeline: Pipeline, forced: Iterable[str]) -> None:
+    unknown = sorted(set(forced) - {step.name for step in pipeline.steps})
+    if unknown:
+        names = ", ".join(step.name for step in pipeline.steps)
+        raise PipelineError(f"--force {unknown[0]}: no step of that name (steps: {names})")
+
+
+def run_pipeline(pipeline: Pipeline, ctx: StepContext, options: RunOptions | None = None,
+                 on_step: StepCallback = _no_callback) -> RunReport:
+    """Run *pipeline* in ``ctx.workdir`` under the work directory's lock."""
+    options = options or RunOptions()
+    check_forced_names(pipeline, options.force)
+    report = RunReport(pipeline.name, str(pipeline.path), pipeline.sha256, ctx.workdir)
+    started = time.monotonic()
+    ctx.workdir.mkdir(parents=True, exist_ok=True)
+    check_state_dir(ctx.workdir)
+    with WorkdirLock(ctx.workdir, options.lock_wait):
+        outputs = [value for step in pipeline.steps for value in output_values(step)]
+        for leftover in remove_stale_temps(output_folders(ctx.workdir, outputs)):
+            log.info("removed %s, left by an interrupted run", leftover)
+        state = State.load(ctx.workdir)
+        if options.cache_key:
+            state.pipeline = cache_entry(pipeline, options.cache_key)
         try:
-            result = step.run(ctx)
-        except Pending as exc:
-            step_report = StepReport(step.name, step.kind, "pending",
-                                     time.monotonic() - started, message=str(exc))
-            report.steps.append(step_report)
-            on_step(step_report)
-            report.exit_code = exc.exit_code
-            report.error = exc
+            _run_steps(pipeline, ctx, options, state, report, on_step)
+        finally:
+            if ctx._openssl is not None:
+                state.openssl = {"path": ctx.openssl.path, "version": str(ctx.openssl.version)}
+            report.openssl = state.openssl
             state.save()
-            return report
-        except OpenSSLNotUsable as exc:
-            # Not the step's fault: the run cannot start any openssl call (exit 2).
-            step_report = StepReport(step.name, step.kind, "failed",
-                                     time.monotonic() - started, message=str(exc))
-            report.steps.append(step_report)
-            on_step(step_report)
-            state.save()
-            report.exit_code = exc.exit_code
-            report.error = exc
-            return report
-        except CertpipeError as exc:
-            failure = exc if isinstance(exc, StepFailed) else StepFailed(step.name, str(exc))
-            step_report = StepReport(step.name, step.kind, "failed",
-                                     time.monotonic() - started, message=failure.detail)
-            report.steps.append(step_report)
-            on_step(step_report)
-            state.steps.pop(step.name, None)
-            state.save()
-            report.exit_code = failure.exit_code
-            report.error = failure
-            return report
-        step_report = StepReport(step.name, step.kind, "made" if result.made else "kept",
-                                 time.monotonic() - started, result)
-        state.steps[step.name] = {
-            # Inputs are hashed after the run, so a key the step just made counts.
-            "fingerprint": step_fingerprint(step, ctx),
-            "outputs": output_hashes(step, ctx),
-        }
-        state.save()
-        report.steps.append(step_report)
-        on_step(step_report)
+    report.duration = time.monotonic() - started
     return report
 
 
-__all__ = ["run_pipeline", "RunReport", "StepReport", "State", "CheckFailed"]
+def _run_steps(pipeline: Pipeline, ctx: StepContext, options: RunOptions, state: State,
+               report: RunReport, on_step: StepCallback) -> None:
+    steps = pipeline.steps
+    for index, step in enumerate(steps):
+        decision = decide(step, state, ctx.workdir, options)
+        if not decision.run:
+            step_report = up_to_date_report(step.name, step.kind, output_values(step),
+                                            state.steps[step.name],
+                                            ctx.workdir)
+            log.info("step %s is up to date", step.name)
+            report.steps.append(step_report)
+            on_step(step_report)
+            continue
+        log.info("step %s runs: %s", step.name, "; ".join(decision.reasons))
+        step_report = _run_one(steps, index, ctx, options, state, decision)
+        report.steps.append(step_report)
+        on_step(step_report)
+        if step_report.status in (MADE, KEPT):
+            continue
+        report.error = _error_of(step_report)
+        report.exit_code = report.error.exit_code if step_report.status != INTERRUPTED \
+            else EXIT_INTERRUPTED
+        for later in steps[index + 1:]:
+            skipped = StepReport(later.name, later.kind, NOT_RUN,
+                                 message=f"not run: step '{step.name}' is {step_report.status}")
+            report.steps.append(skipped)
+            on_step(skipped)
+        return
+
+
+def _error_of(step_report: StepReport) -> CertpipeError:
+    if step_report.error is not None:
+        return step_report.error
+    if step_report.status == PENDING:
+        return Pending(step_report.message)
+    if step_report.status == INTERRUPTED:
+        return CertpipeError(f"interrupted in step '{step_report.name}'")
+    return StepFailed(step_report.name, step_report.message)
+
+
+def _run_one(steps: list[Step], index: int, ctx: StepContext, options: RunOptions,
+             state: State, decision: Decision) -> StepReport:
+    step = steps[index]
+    step_report = StepReport(step.name, step.kind, FAILED, reasons=decision.reasons)
+    rekey = step.name in options.force or options.rekey
+    ctx.rekey = rekey and bool(step.key_outputs)
+    calls_before = ctx._openssl.calls if ctx._openssl is not None else 0
+    started = time.monotonic()
+    try:
+        if not ctx.rekey:
+            problem = missing_key_problem(steps, index, ctx.workdir, state)
+            if problem:
+                raise CheckFailed(problem)
+        inputs = {value: path_digest(resolve_path(ctx.workdir, value))
+                  for value in input_values(step)}
+        result = step.run(ctx)
+    except Pending as exc:
+        step_report.status = PENDING
+        step_report.message = str(exc)
+        state.steps.pop(step.name, None)
+    except OpenSSLNotUsable as exc:
+        # Not the step's fault: no openssl call can run, a usage problem (exit 2).
+        step_report.message = str(exc)
+        step_report.error = exc
+        state.steps.pop(step.name, None)
+    except CertpipeError as exc:
+        step_report.message = exc.detail if isinstance(exc, StepFailed) else str(exc)
+        step_report.checks.append(Check(step_report.message, "failed"))
+        state.steps.pop(step.name, None)
+    except KeyboardInterrupt:
+        step_report.status = INTERRUPTED
+        step_report.message = "interrupted; files already made are kept"
+        state.steps.pop(step.name, None)
+    else:
+        step_report.status = MADE if result.made else KEPT
+        step_report.made, step_report.kept = result.made, result.kept
+        step_report.notes = result.notes + _replaced_key_notes(step, decision)
+        step_report.checks = [Check(text, "passed") for text in result.checks]
+        record = record_for(step, ctx.workdir, inputs, result.checks)
+        state.steps[step.name] = record
+        step_report.artifacts = artifact_digests(ctx.workdir, output_values(step))
+        state.save()
+    finally:
+        ctx.rekey = options.rekey
+        step_report.duration = time.monotonic() - started
+        if ctx._openssl is not None:
+            step_report.openssl_calls = ctx._openssl.calls - calls_before
+    return step_report
+
+
+def _replaced_key_notes(step: Step, decision: Decision) -> list[str]:
+    """Point out a key file that changed by hand since the last run."""
+    notes = []
+    for setting in step.key_outputs:
+        value = step.outputs()[setting]
+        if f"output {value} was changed since it was made" in decision.reasons:
+            notes.append(f"the key {value} is not the one recorded by the last run (edited or "
+                         f"replaced by hand); it passed the key checks and is used, so the "
+                         f"steps that use it run again")
+    return notes
+
+
+def up_to_date_report(name: str, kind: str, outputs: list[str], record: StepRecord,
+                      workdir: Path) -> StepReport:
+    return StepReport(
+        name, kind, UP_TO_DATE,
+        kept=list(outputs),
+        artifacts=artifact_digests(workdir, outputs),
+        checks=[Check("outputs, inputs and settings match the SHA-256 in the manifest",
+                      "passed")]
+               + [Check(text, "recorded") for text in record.checks],
+    )
+
+
+# --- the fast path -----------------------------------------------------------------------
+
+
+def run_from_cache(workdir: Path, key: str, options: RunOptions,
+                   on_step: StepCallback = _no_callback) -> RunReport | None:
+    """Report every step up to date from the manifest alone, or return None.
+
+    None means the full path must run: no manifest, a pipeline or ``--set``
+    change, a forced step, or any file that differs from its recorded hash.
+    Nothing is written except that temporary files of an interrupted run are
+    removed, and no openssl, YAML or certificate code is loaded.
+    """
+    if options.force or options.rekey or not (workdir / STATE_DIR).is_dir():
+        return None
+    started = time.monotonic()
+    if escape_reason(workdir, STATE_DIR):
+        return None
+    with WorkdirLock(workdir, options.lock_wait):
+        state = State.load(workdir)
+        cached = state.cached_steps(key)
+        if not cached:
+            return None
+        reports = []
+        for entry in cached:
+            record = state.steps.get(entry["name"])
+            if any(escape_reason(workdir, value) for value in entry["outputs"]):
+                return None  # the full path reports it with the file's line and column
+            if stale_reasons(record, entry["kind"], entry["settings_sha256"], entry["inputs"],
+                             entry["outputs"], workdir):
+                return None
+            assert record is not None
+            reports.append(up_to_date_report(entry["name"], entry["kind"], entry["outputs"],
+                                             record, workdir))
+        outputs = [value for entry in cached for value in entry["outputs"]]
+        for leftover in remove_stale_temps(output_folders(workdir, outputs)):
+            log.info("removed %s, left by an interrupted run", leftover)
+    report = RunReport(str(state.pipeline.get("name", "")), str(state.pipeline.get("path", "")),
+                       str(state.pipeline.get("sha256", "")), workdir, from_cache=True,
+                       openssl=state.openssl)
+    for step_report in reports:
+        report.steps.append(step_report)
+        on_step(step_report)
+    report.duration = time.monotonic() - started
+    log.info("every step is up to date (decided from %s)", state.path)
+    return report
+
+
+def artifact_digests(workdir: Path, values: Iterable[str]) -> dict[str, str | None]:
+    """Return the SHA-256 of each output file, listing a folder output file by file."""
+    found: dict[str, str | None] = {}
+    for value in values:
+        path = resolve_path(workdir, value)
+        if not path.is_dir():
+            found[value] = file_sha256(path)
+            continue
+        for entry in sorted(os.scandir(path), key=lambda e: e.name):
+            if entry.is_file() and TEMP_MARK not in entry.name:
+                found[os.path.join(value, entry.name)] = file_sha256(Path(entry.path))
+    return found

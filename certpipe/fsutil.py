@@ -1,4 +1,10 @@
-"""Atomic file writes: every artifact appears complete or not at all."""
+"""Atomic file writes and work-directory confinement.
+
+Every artifact is written to a temporary file in its own folder, flushed with
+fsync and renamed into place, so a run killed at any moment leaves each file
+either as it was or complete. This module imports only the standard library:
+the up-to-date fast path uses it.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +12,31 @@ import contextlib
 import os
 import secrets
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
+
+from certpipe.errors import CertpipeError
 
 TEMP_MARK = ".certpipe-tmp-"
 KEY_MODE = 0o600
 FILE_MODE = 0o644
+STATE_DIR = ".certpipe"
+
+
+class EmptyOutput(CertpipeError):
+    """A program exited successfully but wrote nothing to its output file."""
+
+
+def empty_output(path: Path) -> EmptyOutput:
+    return EmptyOutput(f"the program exited without error but wrote nothing for {path}; "
+                       f"{path} was left as it was")
 
 
 def temp_path_for(path: Path) -> Path:
     return path.with_name(f".{path.name}{TEMP_MARK}{secrets.token_hex(6)}")
+
+
+def is_temp_path(path: Path) -> bool:
+    return TEMP_MARK in path.name
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -61,7 +83,8 @@ def atomic_output(path: Path, mode: int = FILE_MODE) -> Iterator[Path]:
     """Yield a temporary path for a program to write; rename it onto *path* on success.
 
     The temporary file is created first with *mode*, so a key that openssl
-    writes into it is never readable by others, whatever the umask.
+    writes into it is never readable by others, whatever the umask. An output
+    left empty raises EmptyOutput and *path* stays as it was.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = temp_path_for(path)
@@ -70,6 +93,8 @@ def atomic_output(path: Path, mode: int = FILE_MODE) -> Iterator[Path]:
         yield temp
         fd = os.open(temp, os.O_RDONLY)
         try:
+            if os.fstat(fd).st_size == 0:
+                raise empty_output(path)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -82,14 +107,43 @@ def atomic_output(path: Path, mode: int = FILE_MODE) -> Iterator[Path]:
     _fsync_dir(path.parent)
 
 
-def remove_stale_temps(folder: Path) -> list[Path]:
-    """Delete temporary files that an interrupted run left under *folder*."""
+def remove_stale_temps(folders: Iterable[Path]) -> list[Path]:
+    """Delete temporary files that an interrupted run left directly in *folders*.
+
+    Only the folders that a pipeline writes to are searched, never the whole
+    work directory, which may be a large checkout. Call it only while holding
+    the work directory's lock, or it could delete another run's temporary file.
+    """
     removed = []
-    if not folder.is_dir():
-        return removed
-    for candidate in folder.rglob(f"*{TEMP_MARK}*"):
-        if candidate.is_file() and not candidate.is_symlink():
-            with contextlib.suppress(OSError):
-                candidate.unlink()
-                removed.append(candidate)
+    for folder in dict.fromkeys(folders):
+        try:
+            entries = list(os.scandir(folder))
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            continue
+        for entry in entries:
+            if TEMP_MARK in entry.name and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
     return removed
+
+
+def escape_reason(workdir: Path, value: str) -> str | None:
+    """Return why the output *value* would land outside *workdir* through a symlink, or None.
+
+    The lexical check (no '..', not absolute) runs when the pipeline is
+    loaded. This one resolves the symlinks that exist now, against the real
+    path of the work directory. A missing part of the path is fine: atomic
+    writes create folders, never symlinks.
+    """
+    real_workdir = os.path.realpath(workdir)
+    target = os.path.realpath(os.path.join(real_workdir, value))
+    if os.path.commonpath([real_workdir, target]) == real_workdir:
+        return None
+    current = Path(workdir)
+    for part in Path(value).parts:
+        current = current / part
+        if current.is_symlink():
+            return (f"leads outside the work directory through the symlink {current} -> "
+                    f"{os.readlink(current)}; outputs must stay inside {real_workdir}")
+    return f"resolves to {target}, outside the work directory {real_workdir}"

@@ -12,4 +12,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "match": ("certpipe.commands.match", "find the private key (or request) that fits a certificate"),
     "schema": ("certpipe.commands.schema", "print the pipeline JSON Schema or its reference"),
     "init": ("certpipe.commands.init", "write a commented starter pipeline"),
+    "plan": ("certpipe.commands.plan",
+             "list the steps with their openssl command lines and what a run would do"),
+    "script": ("certpipe.commands.script",
+               "print a POSIX shell script that runs the pipeline with plain openssl"),
 }

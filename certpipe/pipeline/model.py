@@ -23,6 +23,7 @@ class Pipeline:
     timeout: float
     steps: list[Any]  # certpipe.steps.base.Step
     vars: dict[str, Any] = field(default_factory=dict)
+    document: Document | None = field(default=None, repr=False, compare=False)
 
     def step(self, name: str) -> Any:
         for step in self.steps:
@@ -86,6 +87,7 @@ def load_pipeline(path: Path, overrides: Mapping[str, str] | None = None) -> Pip
         timeout=float(resolved.get("timeout", 300)),
         steps=steps,
         vars=variables,
+        document=doc,
     )
 
 
@@ -195,6 +197,29 @@ def check_out_path(value: str) -> str | None:
     if pure.parts and pure.parts[0] == ".certpipe":
         return "is inside .certpipe, which certpipe keeps for its own state"
     return None
+
+
+def check_confinement(pipeline: Pipeline, workdir: Path) -> None:
+    """Raise PipelineError when an output would land outside *workdir* through a symlink.
+
+    Call it before anything runs: load_pipeline checks paths lexically, and
+    this resolves the symlinks present in the work directory now.
+    """
+    from certpipe.fsutil import escape_reason
+
+    problems = []
+    for index, step in enumerate(pipeline.steps):
+        for key, out in step.outputs().items():
+            reason = escape_reason(workdir, out)
+            if reason is None:
+                continue
+            where = pipeline.document.where(("steps", index, key)) if pipeline.document \
+                else str(pipeline.path)
+            problems.append(f"{where}: steps[{index}].{key} (step '{step.name}'): {out!r} "
+                            f"{reason}")
+    if problems:
+        raise PipelineError(f"{pipeline.path}: output paths leave the work directory {workdir}",
+                            problems)
 
 
 def _check_graph(doc: Document, steps: list[Any]) -> list[str]:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar, Mapping, Union
 
 from certpipe.errors import PipelineError
+from certpipe.fsutil import FILE_MODE, atomic_output, atomic_write, empty_output
 from certpipe.secrets import Secret, SecretRef
+from certpipe.state import resolve_path
 
 InputRef = tuple[tuple[str | int, ...], str]
 
@@ -36,8 +38,7 @@ class StepContext:
 
     def path(self, value: str) -> Path:
         """Resolve a pipeline path: relative paths are relative to the work directory."""
-        path = Path(value).expanduser()
-        return path if path.is_absolute() else self.workdir / path
+        return resolve_path(self.workdir, value)
 
     def state_dir(self) -> Path:
         folder = self.workdir / ".certpipe"
@@ -48,6 +49,44 @@ class StepContext:
         if ref is None:
             return None
         return SecretRef(ref.source, self.workdir).read()
+
+
+@dataclass(frozen=True)
+class Command:
+    """One openssl call of a step, as ``plan``, ``script`` and ``run`` see it.
+
+    *args* follow ``openssl`` and name secrets only as ``env:CERTPIPE_PASSIN``
+    or ``env:CERTPIPE_PASSOUT``; *passin* and *passout* name the sources of
+    those values. *output* is the path in *args* that the call writes; ``run``
+    swaps it for a temporary file and renames that into place. The call is
+    skipped when every path in *unless_exists* existed before the step began.
+    """
+
+    args: tuple[str, ...]
+    output: str | None = None
+    output_mode: int = FILE_MODE
+    passin: SecretRef | None = None
+    passout: SecretRef | None = None
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    unless_exists: tuple[str, ...] = ()
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """A file a step writes before its openssl calls, such as an ``openssl req`` config.
+
+    *text* is None when the content depends on an input read at run time.
+    """
+
+    path: str
+    text: str | None
+    mode: int = 0o600
+    unless_exists: tuple[str, ...] = ()
+    note: str = ""
+
+
+Action = Union[Command, ConfigFile]
 
 
 @dataclass
@@ -62,6 +101,12 @@ class Step:
     """A step kind. Subclasses are dataclasses built from the step's validated settings."""
 
     kind: ClassVar[str]
+    # Output setting names whose files are private keys: never replaced
+    # silently, and a deleted one stops the run while files made from it exist.
+    key_outputs: ClassVar[tuple[str, ...]] = ()
+    # Input setting names whose files certify a key made earlier (a CA's
+    # reply); while one exists, a missing key is not made again.
+    key_bound_inputs: ClassVar[tuple[str, ...]] = ()
     name: str
 
     @classmethod
@@ -82,6 +127,55 @@ class Step:
 
     def run(self, ctx: StepContext) -> StepResult:
         raise NotImplementedError
+
+    def commands(self, paths: Mapping[str, str]) -> list[Action]:
+        """Return the files and openssl calls the step makes, for the paths in *paths*.
+
+        *paths* maps each input and output setting name (``key``, ``out``) and
+        the step's documented helper files to concrete paths.
+        """
+        return []
+
+
+def execute(ctx: StepContext, step: str, actions: list[Action],
+            check: Callable[[Command, Path], None] | None = None) -> list[Any]:
+    """Run *actions* in order and return the openssl outcomes.
+
+    Each config file and each command output is written atomically. *check*
+    is called with a command's output under its temporary name, before the
+    rename, so a file that fails a check never replaces the previous one.
+    """
+    outcomes = []
+    # Conditions are decided before the first action, so a file that an
+    # earlier action makes does not skip a later one.
+    skipped = [bool(a.unless_exists) and all(Path(p).exists() for p in a.unless_exists)
+               for a in actions]
+    for action, skip in zip(actions, skipped):
+        if skip:
+            continue
+        if isinstance(action, ConfigFile):
+            if action.text is None:
+                raise ValueError(f"{action.path}: content unknown at run time")
+            atomic_write(Path(action.path), action.text.encode("utf-8"), mode=action.mode)
+            continue
+        passin = ctx.secret(action.passin)
+        passout = ctx.secret(action.passout)
+        if action.output is None:
+            outcomes.append(ctx.openssl.run(list(action.args), step=step, passin=passin,
+                                            passout=passout, timeout=ctx.timeout,
+                                            extra_env=action.extra_env or None))
+            continue
+        target = Path(action.output)
+        with atomic_output(target, action.output_mode) as temp:
+            args = [str(temp) if arg == action.output else arg for arg in action.args]
+            outcomes.append(ctx.openssl.run(args, step=step, passin=passin, passout=passout,
+                                            timeout=ctx.timeout,
+                                            extra_env=action.extra_env or None))
+            if temp.stat().st_size == 0:
+                raise empty_output(target)  # before a check reports the temporary name
+            if check is not None:
+                check(action, temp)
+    return outcomes
 
 
 def secret_ref(settings: dict[str, Any], key: str) -> SecretRef | None:

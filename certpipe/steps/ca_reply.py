@@ -10,9 +10,10 @@ no SHA-1 or MD5 signature below the root, and leading to a trust anchor.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -25,13 +26,15 @@ from certpipe.artifacts.intake import (
     ArtifactError, Contents, PasswordNeeded, Pkcs7Unreadable, inspect_bytes, looks_like_pkcs7,
     read_certificates, read_csr, read_file,
 )
+from certpipe.artifacts.intake import looks_like_pkcs12
 from certpipe.artifacts.keys import cert_fingerprint, public_key_fingerprint, read_private_key
 from certpipe.artifacts.trust import AnchorSet, system_anchors
 from certpipe.errors import CheckFailed, Pending
 from certpipe.fsutil import atomic_write
 from certpipe.openssl import OpenSSLCallFailed
 from certpipe.secrets import SecretRef
-from certpipe.steps.base import InputRef, Step, StepContext, StepResult, secret_ref
+from certpipe.steps.base import Action, Command, InputRef, Step, StepContext, StepResult
+from certpipe.steps.base import secret_ref
 
 # openssl x509 and pkcs7 need no CA bundle; without one they start faster.
 _NO_CA_BUNDLE = {"SSL_CERT_FILE": "/dev/null"}
@@ -40,6 +43,8 @@ _NO_CA_BUNDLE = {"SSL_CERT_FILE": "/dev/null"}
 @dataclass(frozen=True)
 class CaReplyStep(Step):
     kind = "ca_reply"
+    # The reply certifies the key: it must not be left behind by a new key.
+    key_bound_inputs = ("reply",)
 
     name: str
     reply: str
@@ -106,6 +111,28 @@ class CaReplyStep(Step):
             "key_passphrase": None if self.key_passphrase is None else self.key_passphrase.source,
             "reply_password": None if self.reply_password is None else self.reply_password.source,
         }
+
+    def commands(self, paths: Mapping[str, str],
+                 reply_format: str | None = None) -> list[Action]:
+        """Return the conversion call for a reply in *reply_format* (see :func:`sniff_reply`).
+
+        *paths* needs ``reply``. The leaf and chain files are written by certpipe,
+        not openssl. With no format known (the reply is not there yet), the
+        DER PKCS#7 form is returned with a note.
+        """
+        # NOTE: run() builds these argument lists in _convert, not here; the test
+        # that compares plan's command lines with run's calls keeps them in step.
+        reply = paths["reply"]
+        args = {
+            "pkcs7-pem": ("pkcs7", "-inform", "PEM", "-in", reply, "-print_certs"),
+            "pkcs7-der": ("pkcs7", "-inform", "DER", "-in", reply, "-print_certs"),
+            "der": ("x509", "-inform", "DER", "-in", reply, "-outform", "PEM"),
+        }
+        if reply_format in ("pem", "pkcs12"):
+            return []  # read by certpipe itself, with no openssl call
+        note = "" if reply_format else "the form depends on the reply's content"
+        return [Command(args[reply_format or "pkcs7-der"],
+                        extra_env={"SSL_CERT_FILE": "/dev/null"}, note=note)]
 
     def pending_message(self, ctx: StepContext) -> str:
         reply = ctx.path(self.reply)
@@ -529,3 +556,34 @@ def _read_extra(path: Path, result: StepResult | None) -> list[tuple[Path, x509.
 
 def _pem(certs: list[x509.Certificate]) -> bytes:
     return b"".join(cert.public_bytes(Encoding.PEM) for cert in certs)
+
+
+def sniff_reply(raw: bytes) -> str:
+    """Classify a reply as ``pkcs7-pem``, ``pkcs7-der``, ``pkcs12``, ``der``, ``pem`` or ``other``.
+
+    The result names the conversion that :meth:`CaReplyStep.commands` gives;
+    it reads only the bytes, so ``plan`` needs no certificate parser.
+    """
+    if raw.lstrip()[:1] == b"-" or b"-----BEGIN" in raw[:4096]:
+        text = raw.decode("latin-1")
+        for label in ("PKCS7", "PKCS #7 SIGNED DATA", "CERTIFICATE CHAIN"):
+            if f"-----BEGIN {label}-----" in text:
+                return "pkcs7-pem"
+        start = text.find("-----BEGIN CERTIFICATE-----")
+        end = text.find("-----END", start)
+        if start >= 0 and end > start:
+            body = "".join(text[start + 27:end].split())
+            try:
+                der = base64.b64decode(body[:64] + "=" * (-len(body[:64]) % 4))
+            except ValueError:
+                der = b""
+            if looks_like_pkcs7(der):
+                return "pkcs7-pem"
+        return "pem"
+    if looks_like_pkcs7(raw):
+        return "pkcs7-der"
+    if looks_like_pkcs12(raw):
+        return "pkcs12"
+    if raw[:1] == b"\x30":
+        return "der"
+    return "other"

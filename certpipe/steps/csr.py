@@ -8,18 +8,19 @@ differently (OpenSSL 3.0 always splits on '+').
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 from certpipe.artifacts import checks
 from certpipe.artifacts.intake import read_csr
 from certpipe.artifacts.keys import public_key_fingerprint, read_private_key
 from certpipe.errors import ArtifactError, CheckFailed, PipelineError
-from certpipe.fsutil import atomic_output, atomic_write
 from certpipe.openssl import PASSIN_VAR
 from certpipe.secrets import SecretRef
-from certpipe.steps.base import InputRef, Step, StepContext, StepResult, reject_control_chars
+from certpipe.steps.base import Action, Command, ConfigFile, InputRef, Step, StepContext
+from certpipe.steps.base import StepResult, execute, reject_control_chars
 from certpipe.steps.base import secret_ref
 
 # Characters that the openssl config parser treats specially inside a value:
@@ -122,6 +123,19 @@ class CsrStep(Step):
             args += ["-passin", f"env:{PASSIN_VAR}"]
         return args
 
+    def commands(self, paths: Mapping[str, str]) -> list[Action]:
+        """Return the config file and the ``openssl req`` call for *paths*.
+
+        *paths* needs key, out and work; the config file goes into work.
+        """
+        config = os.path.join(paths["work"], f"{self.name}.req.cnf")
+        return [
+            ConfigFile(config, self.config_text(), note="openssl req config"),
+            Command(tuple(self.req_args(config, paths["key"], paths["out"],
+                                        self.key_passphrase is not None)),
+                    output=paths["out"], passin=self.key_passphrase),
+        ]
+
     def run(self, ctx: StepContext) -> StepResult:
         key_path = ctx.path(self.key)
         passphrase = ctx.secret(self.key_passphrase)
@@ -129,13 +143,10 @@ class CsrStep(Step):
             key = read_private_key(key_path, passphrase)
         except ArtifactError as exc:
             raise CheckFailed(str(exc)) from None
-        config = ctx.state_dir() / f"{self.name}.req.cnf"
-        atomic_write(config, self.config_text().encode("utf-8"), mode=0o600)
         out = ctx.path(self.out)
-        with atomic_output(out) as temp:
-            args = self.req_args(str(config), str(key_path), str(temp), passphrase is not None)
-            ctx.openssl.run(args, step=self.name, passin=passphrase, timeout=ctx.timeout)
-            self.check(temp, out, key, key_path)
+        paths = {"key": str(key_path), "out": str(out), "work": str(ctx.state_dir())}
+        execute(ctx, self.name, self.commands(paths),
+                lambda command, temp: self.check(temp, out, key, key_path))
         return StepResult(
             made=[self.out],
             checks=[

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Mapping
 
 from certpipe.artifacts.checks import check_key_spec
 from certpipe.artifacts.keys import describe_key_type, public_key_fingerprint, read_private_key
 from certpipe.errors import ArtifactError, CheckFailed
-from certpipe.fsutil import KEY_MODE, atomic_output
-from certpipe.steps.base import Step, StepContext, StepResult
+from certpipe.fsutil import KEY_MODE
+from certpipe.steps.base import Action, Command, Step, StepContext, StepResult, execute
 
 
 @dataclass(frozen=True)
 class PrivateKeyStep(Step):
     kind = "private_key"
+    key_outputs = ("out",)
 
     name: str
     algorithm: str
@@ -47,22 +49,31 @@ class PrivateKeyStep(Step):
         return ["genpkey", "-algorithm", "EC", "-pkeyopt", f"ec_paramgen_curve:{self.curve}",
                 "-pkeyopt", "ec_param_enc:named_curve", "-out", out]
 
+    def commands(self, paths: Mapping[str, str]) -> list[Action]:
+        """Return the ``genpkey`` call; *paths* needs ``out``."""
+        return [Command(tuple(self.genpkey_args(paths["out"])), output=paths["out"],
+                        output_mode=KEY_MODE)]
+
     def run(self, ctx: StepContext) -> StepResult:
         path = ctx.path(self.out)
         result = StepResult()
-        if path.exists() or path.is_symlink():
-            if not ctx.rekey:
-                return self._keep_existing(path, result)
-            backup = path.with_name(
-                f"{path.name}.replaced-{ctx.now:%Y%m%dT%H%M%SZ}"
-            )
-            os.replace(path, backup)
-            result.notes.append(f"--rekey: the old key was moved to {backup}")
+        replacing = path.exists() or path.is_symlink()
+        if replacing and not ctx.rekey:
+            return self._keep_existing(path, result)
+        found: list[Any] = []
 
-        with atomic_output(path, KEY_MODE) as temp:
-            ctx.openssl.run(self.genpkey_args(str(temp)), step=self.name, timeout=ctx.timeout)
+        def check(command: Command, temp: Path) -> None:
             key = self._read(temp)
             check_key_spec(key, path, self.algorithm, self.bits, self.curve)
+            found.append(key)
+            if replacing:
+                # Keep the old key under a second name before the new one
+                # takes its place, so that a kill at any moment leaves it.
+                backup = _link_backup(path, ctx.now)
+                result.notes.append(f"--rekey: the old key was moved to {backup}")
+
+        execute(ctx, self.name, self.commands({"out": str(path)}), check)
+        key = found[0]
         result.made.append(self.out)
         result.checks.append(
             f"key is {describe_key_type(key)}, public key SHA-256 "
@@ -97,3 +108,16 @@ class PrivateKeyStep(Step):
             return read_private_key(path)
         except ArtifactError as exc:
             raise CheckFailed(f"openssl wrote an unreadable key: {exc}") from None
+
+
+def _link_backup(path: Path, now: Any) -> Path:
+    """Hard-link *path* to a new, unused backup name and return that name."""
+    stem = f"{path.name}.replaced-{now:%Y%m%dT%H%M%SZ}"
+    for number in range(1, 1000):
+        backup = path.with_name(stem if number == 1 else f"{stem}-{number}")
+        try:
+            os.link(path, backup)
+        except FileExistsError:
+            continue
+        return backup
+    raise CheckFailed(f"cannot find a free backup name for {path}; clean up {stem}*")

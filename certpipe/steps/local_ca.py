@@ -7,10 +7,11 @@ and internal sites: nothing outside trusts it until its root is installed.
 
 from __future__ import annotations
 
+import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -19,8 +20,9 @@ from certpipe.artifacts.chain import issued_by
 from certpipe.artifacts.intake import read_certificates, read_csr
 from certpipe.artifacts.keys import read_private_key
 from certpipe.errors import ArtifactError, CheckFailed
-from certpipe.fsutil import KEY_MODE, atomic_output, atomic_write
-from certpipe.steps.base import InputRef, Step, StepContext, StepResult
+from certpipe.fsutil import KEY_MODE
+from certpipe.steps.base import Action, Command, ConfigFile, InputRef, Step, StepContext
+from certpipe.steps.base import StepResult, execute
 
 ROOT_DAYS = 3650
 ISSUING_DAYS = 1825
@@ -52,6 +54,9 @@ authorityKeyIdentifier = keyid:always
 # openssl x509 loads the system CA bundle on every call (about 20 ms with
 # OpenSSL 3.0); it needs none of it to sign.
 _NO_CA_BUNDLE = {"SSL_CERT_FILE": "/dev/null"}
+
+_GENPKEY_EC = ("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+               "-pkeyopt", "ec_param_enc:named_curve")
 
 
 @dataclass(frozen=True)
@@ -85,62 +90,97 @@ class LocalCaStep(Step):
     def settings(self) -> dict[str, Any]:
         return {"days": self.days, "ca_name": self.ca_name}
 
+    def ca_commands(self, paths: Mapping[str, str],
+                    serial: str | None = None) -> list[Action]:
+        """Make the root and issuing CA where missing; *paths* needs ca_dir and work.
+
+        Each call is skipped when the files in its ``unless_exists`` existed
+        before the step began: a CA key is never replaced, and a missing CA
+        certificate is made again from its key.
+        """
+        files = self.ca_files(paths["ca_dir"])
+        config, root_key, root = files["config"], files["root_key"], files["root"]
+        issuing_key, issuing = files["issuing_key"], files["issuing"]
+        request = os.path.join(paths["work"], f"{self.name}.issuing.csr")
+        return [
+            ConfigFile(config, _CA_CONFIG, mode=0o644, unless_exists=(config,),
+                       note="extensions of the local CA certificates"),
+            Command(_GENPKEY_EC + ("-out", root_key), output=root_key, output_mode=KEY_MODE,
+                    unless_exists=(root_key,), note="root CA key"),
+            Command(("req", "-x509", "-new", "-config", config, "-key", root_key,
+                     "-subj", self._subject("Root"), "-utf8", "-extensions", "root_ext",
+                     "-days", str(ROOT_DAYS), "-sha256", "-out", root),
+                    output=root, unless_exists=(root_key, root), note="root CA certificate"),
+            Command(_GENPKEY_EC + ("-out", issuing_key), output=issuing_key,
+                    output_mode=KEY_MODE, unless_exists=(issuing_key,),
+                    note="issuing CA key"),
+            Command(("req", "-new", "-config", config, "-key", issuing_key,
+                     "-subj", self._subject("Issuing"), "-utf8", "-out", request),
+                    output=request, unless_exists=(issuing_key, issuing),
+                    note="issuing CA request"),
+            self._sign_command(request, root, root_key, ISSUING_DAYS, config, "issuing_ext",
+                               issuing, serial, unless_exists=(issuing_key, issuing),
+                               note="root CA signs the issuing CA"),
+        ]
+
+    def leaf_commands(self, paths: Mapping[str, str], leaf_extensions: str | None,
+                      serial: str | None = None) -> list[Action]:
+        """Sign the CSR and bundle the reply; *paths* needs csr, out, ca_dir and work.
+
+        *leaf_extensions* is the text of :meth:`leaf_extensions`, made from
+        the CSR; None stands for "made from the CSR at run time".
+        """
+        files = self.ca_files(paths["ca_dir"])
+        leaf_config = os.path.join(paths["work"], f"{self.name}.leaf.cnf")
+        leaf = os.path.join(paths["work"], f"{self.name}.leaf.pem")
+        return [
+            ConfigFile(leaf_config, leaf_extensions,
+                       note="leaf certificate extensions, subjectAltName copied from the CSR"),
+            self._sign_command(paths["csr"], files["issuing"], files["issuing_key"], self.days,
+                               leaf_config, "leaf_ext", leaf, serial,
+                               note="issuing CA signs the CSR"),
+            Command(("crl2pkcs7", "-nocrl", "-certfile", leaf, "-certfile", files["issuing"],
+                     "-certfile", files["root"], "-outform", "DER", "-out", paths["out"]),
+                    output=paths["out"], note="reply as a DER PKCS#7 bundle"),
+        ]
+
+    def commands(self, paths: Mapping[str, str]) -> list[Action]:
+        return self.ca_commands(paths) + self.leaf_commands(paths, None)
+
+    @staticmethod
+    def ca_files(ca_dir: str) -> dict[str, str]:
+        names = {"config": "ca.cnf", "root_key": "root.key", "root": "root.pem",
+                 "issuing_key": "issuing.key", "issuing": "issuing.pem"}
+        return {role: os.path.join(ca_dir, name) for role, name in names.items()}
+
     def run(self, ctx: StepContext) -> StepResult:
         result = StepResult()
-        ca_dir = ctx.path(self.ca_dir)
-        ca_dir.mkdir(parents=True, exist_ok=True)
-        config = ca_dir / "ca.cnf"
-        if not config.exists():
-            atomic_write(config, _CA_CONFIG.encode())
-        root_key, root = ca_dir / "root.key", ca_dir / "root.pem"
-        issuing_key, issuing = ca_dir / "issuing.key", ca_dir / "issuing.pem"
-
-        if not (root_key.exists() and root.exists()):
-            self._make_key(ctx, root_key)
-            with atomic_output(root) as temp:
-                ctx.openssl.run(
-                    ["req", "-x509", "-new", "-config", str(config), "-key", str(root_key),
-                     "-subj", self._subject("Root"), "-utf8", "-extensions", "root_ext",
-                     "-days", str(ROOT_DAYS), "-sha256", "-out", str(temp)],
-                    step=self.name, timeout=ctx.timeout,
-                )
-            result.made.append(f"{self.ca_dir}/root.pem")
-        if not (issuing_key.exists() and issuing.exists()):
-            self._make_key(ctx, issuing_key)
-            request = ctx.state_dir() / f"{self.name}.issuing.csr"
-            with atomic_output(request) as temp:
-                ctx.openssl.run(
-                    ["req", "-new", "-config", str(config), "-key", str(issuing_key),
-                     "-subj", self._subject("Issuing"), "-utf8", "-out", str(temp)],
-                    step=self.name, timeout=ctx.timeout,
-                )
-            with atomic_output(issuing) as temp:
-                self._sign(ctx, request, root, root_key, ISSUING_DAYS, config, "issuing_ext",
-                           temp)
-            request.unlink()
-            result.made.append(f"{self.ca_dir}/issuing.pem")
-        self._check_ca(ctx, root, root_key, issuing, issuing_key)
-
         csr_path = ctx.path(self.csr)
         try:
             csr = read_csr(csr_path)
         except ArtifactError as exc:
             raise CheckFailed(str(exc)) from None
         checks.check_csr_signature(csr, csr_path)
-        leaf_config = ctx.state_dir() / f"{self.name}.leaf.cnf"
-        atomic_write(leaf_config, self._leaf_extensions(csr).encode(), mode=0o600)
-        leaf = ctx.state_dir() / f"{self.name}.leaf.pem"
-        with atomic_output(leaf) as temp:
-            self._sign(ctx, csr_path, issuing, issuing_key, self.days, leaf_config, "leaf_ext",
-                       temp)
-        out = ctx.path(self.out)
-        with atomic_output(out) as temp:
-            ctx.openssl.run(
-                ["crl2pkcs7", "-nocrl", "-certfile", str(leaf), "-certfile", str(issuing),
-                 "-certfile", str(root), "-outform", "DER", "-out", str(temp)],
-                step=self.name, timeout=ctx.timeout,
-            )
-        leaf.unlink()
+
+        ca_dir = ctx.path(self.ca_dir)
+        ca_dir.mkdir(parents=True, exist_ok=True)
+        paths = {"csr": str(csr_path), "out": str(ctx.path(self.out)), "ca_dir": str(ca_dir),
+                 "work": str(ctx.state_dir())}
+        files = {role: Path(path) for role, path in self.ca_files(str(ca_dir)).items()}
+        before = {role: path.exists() for role, path in files.items()}
+        execute(ctx, self.name, self.ca_commands(paths))
+        for role in ("root", "issuing"):
+            if not (before[role] and before[f"{role}_key"]):
+                result.made.append(f"{self.ca_dir}/{files[role].name}")
+        Path(paths["work"], f"{self.name}.issuing.csr").unlink(missing_ok=True)
+        self._check_ca(ctx, files["root"], files["root_key"], files["issuing"],
+                       files["issuing_key"])
+
+        rsa_key = isinstance(csr.public_key(), rsa.RSAPublicKey)
+        found = checks.alt_names(csr) or ([], [])
+        extensions = self.leaf_extensions(found[0], found[1], rsa_key)
+        execute(ctx, self.name, self.leaf_commands(paths, extensions))
+        Path(paths["work"], f"{self.name}.leaf.pem").unlink(missing_ok=True)
         result.made.append(self.out)
         result.checks.append("local CA signed the CSR")
         return result
@@ -151,23 +191,14 @@ class LocalCaStep(Step):
         cn = f"{self.ca_name} {role}".replace("\\", "\\\\").replace("/", "\\/")
         return f"/CN={cn.replace('+', chr(92) + '+')}"
 
-    def _make_key(self, ctx: StepContext, path: Path) -> None:
-        if path.exists():
-            return  # a CA key is never replaced; its certificate is made again
-        with atomic_output(path, KEY_MODE) as temp:
-            ctx.openssl.run(
-                ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
-                 "-pkeyopt", "ec_param_enc:named_curve", "-out", str(temp)],
-                step=self.name, timeout=ctx.timeout,
-            )
-
-    def _sign(self, ctx: StepContext, request: Path, ca_cert: Path, ca_key: Path, days: int,
-              config: Path, section: str, out: Path) -> None:
-        ctx.openssl.run(
-            ["x509", "-req", "-in", str(request), "-CA", str(ca_cert), "-CAkey", str(ca_key),
-             "-set_serial", "0x" + secrets.token_hex(16), "-days", str(days), "-sha256",
-             "-extfile", str(config), "-extensions", section, "-out", str(out)],
-            step=self.name, timeout=ctx.timeout, extra_env=_NO_CA_BUNDLE,
+    def _sign_command(self, request: str, ca_cert: str, ca_key: str, days: int, config: str,
+                      section: str, out: str, serial: str | None,
+                      unless_exists: tuple[str, ...] = (), note: str = "") -> Command:
+        return Command(
+            ("x509", "-req", "-in", request, "-CA", ca_cert, "-CAkey", ca_key,
+             "-set_serial", serial or "0x" + secrets.token_hex(16), "-days", str(days),
+             "-sha256", "-extfile", config, "-extensions", section, "-out", out),
+            output=out, extra_env=_NO_CA_BUNDLE, unless_exists=unless_exists, note=note,
         )
 
     def _check_ca(self, ctx: StepContext, root: Path, root_key: Path, issuing: Path,
@@ -187,11 +218,10 @@ class LocalCaStep(Step):
                               f"make a new local CA")
 
     @staticmethod
-    def _leaf_extensions(csr: Any) -> str:
-        found = checks.alt_names(csr) or ([], [])
-        entries = [f"DNS:{name}" for name in found[0]] + [f"IP:{ip}" for ip in found[1]]
-        usage = "digitalSignature, keyEncipherment" if isinstance(
-            csr.public_key(), rsa.RSAPublicKey) else "digitalSignature"
+    def leaf_extensions(dns: list[str], ips: list[str], rsa_key: bool) -> str:
+        """Return the ``[leaf_ext]`` config section for a leaf with these names."""
+        entries = [f"DNS:{name}" for name in dns] + [f"IP:{ip}" for ip in ips]
+        usage = "digitalSignature, keyEncipherment" if rsa_key else "digitalSignature"
         lines = [
             "[leaf_ext]",
             "basicConstraints = critical, CA:FALSE",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -17,7 +17,8 @@ from certpipe.errors import ArtifactError, CheckFailed
 from certpipe.fsutil import atomic_output
 from certpipe.openssl import PASSIN_VAR, PASSOUT_VAR
 from certpipe.secrets import SecretRef
-from certpipe.steps.base import InputRef, Step, StepContext, StepResult, secret_ref
+from certpipe.steps.base import Action, Command, InputRef, Step, StepContext, StepResult
+from certpipe.steps.base import secret_ref
 
 # Algorithm flags per profile. compat writes PBE-SHA1-3DES for key and
 # certificates with a SHA-1 MAC, which every Windows version imports and
@@ -84,6 +85,20 @@ class Pkcs12Step(Step):
         if passin:
             args += ["-passin", f"env:{PASSIN_VAR}"]
         return args + ["-out", out]
+
+    def commands(self, paths: Mapping[str, str],
+                 friendly_name: str | None = None) -> list[Action]:
+        """Return the export call; *paths* needs key, cert, out, and chain when it has certificates.
+
+        Without *friendly_name* and the pipeline's own, the name shows as a
+        placeholder, because the default is read from the certificate.
+        """
+        name = self.friendly_name or friendly_name or "<CN> <expiry date YYYY-MM-DD>"
+        args = self.export_args(paths["key"], paths["cert"], paths.get("chain"), name,
+                                paths["out"], self.key_passphrase is not None)
+        return [Command(tuple(args), output=paths["out"], output_mode=0o600,
+                        passin=self.key_passphrase,
+                        passout=None if self.password.is_none else self.password)]
 
     def run(self, ctx: StepContext) -> StepResult:
         password = ctx.secret(self.password)

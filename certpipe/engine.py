@@ -15,13 +15,17 @@ in. This module imports no third-party package: the fast path
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import importlib
 import logging
 import os
+import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from certpipe.errors import (
     EXIT_INTERRUPTED, CertpipeError, CheckFailed, OpenSSLNotUsable, Pending, PipelineError,
@@ -35,6 +39,7 @@ from certpipe.state import (
 )
 
 if TYPE_CHECKING:
+    from certpipe.openssl import OpenSSL
     from certpipe.pipeline.model import Pipeline
     from certpipe.steps.base import Step, StepContext, StepResult
 
@@ -95,6 +100,9 @@ class RunReport:
     error: CertpipeError | None = None
     openssl: dict[str, str] | None = None
     from_cache: bool = False  # decided from the manifest alone, pipeline not loaded
+    certificate: str | None = None  # the certificate's name, for a pipeline with certificates:
+    label: str = ""  # prefix of status lines: the certificate, with the pipeline when several
+    not_started: str = ""  # why the certificate did not run at all (--fail-fast, Ctrl-C)
 
     @property
     def interrupted(self) -> bool:
@@ -107,6 +115,100 @@ class RunOptions:
     rekey: bool = False
     lock_wait: float = 0.0
     cache_key: str | None = None
+    # Set to stop a run of several certificates: each stops before its next step.
+    cancel: threading.Event = field(default_factory=threading.Event)
+    # Work done while openssl runs; None when several certificates run at once.
+    idle_work: IdleWork | None = None
+    # The openssl call each thread is running, so an interruption can stop it.
+    running: dict[int, Any] = field(default_factory=dict)
+
+    def stop_running(self) -> None:
+        """Stop the openssl calls still running in other threads (an interruption)."""
+        for process in list(self.running.values()):
+            with contextlib.suppress(Exception):
+                if process.is_alive():
+                    process.kill_group()
+
+
+class IdleWork:
+    """Work that later steps need, done while the run waits for openssl.
+
+    A run spends most of its time waiting for openssl processes; the first
+    long one (usually key generation) leaves room to import cryptography and
+    the certificate checks and to read the system trust store, which would
+    otherwise run before or between the calls. Only one thread may use it.
+    """
+
+    def __init__(self, tasks: list[Callable[[], object]]):
+        self._tasks = deque(tasks)
+
+    def run_while(self, busy: Callable[[], bool]) -> None:
+        """Run tasks, one at a time, while *busy* returns True."""
+        while self._tasks and busy():
+            task = self._tasks.popleft()
+            try:
+                task()
+            except Exception as exc:  # noqa: BLE001 - the step that needs it reports it
+                log.debug("preparing ahead failed, left to the step: %r", exc)
+
+    def run_all(self) -> None:
+        self.run_while(lambda: True)
+
+
+# Modules the step kinds import when they run; all of them import cryptography.
+RUNTIME_MODULES = (
+    "cryptography.x509", "certpipe.artifacts.intake", "certpipe.artifacts.keys",
+    "certpipe.artifacts.checks", "certpipe.artifacts.chain", "certpipe.artifacts.trust",
+)
+
+
+def idle_tasks(pipelines: Iterable[Pipeline]) -> list[Callable[[], object]]:
+    """Return the imports and reads that running *pipelines* will need, cheapest first."""
+    tasks: list[Callable[[], object]] = [
+        lambda name=name: importlib.import_module(name) for name in RUNTIME_MODULES
+    ]
+    if any(getattr(step, "trust_anchors", None) == "system"
+           for pipeline in pipelines for step in pipeline.steps):
+        tasks.append(lambda: importlib.import_module("certpipe.artifacts.trust").system_anchors())
+    return tasks
+
+
+class OpenSSLProvider:
+    """Locate openssl and learn its version once per run, for every certificate of the run.
+
+    The version comes from the manifest when it recorded the same binary
+    (see :meth:`State.known_openssl_version`); only otherwise is ``openssl
+    version`` run. Each certificate gets its own :class:`OpenSSL` object, so
+    that its call count is its own.
+    """
+
+    def __init__(self, explicit: str | None = None):
+        self.explicit = explicit
+        self.probes = 0  # how many times 'openssl version' ran
+        self._lock = threading.Lock()
+        self._found: tuple[str, Any] | None = None
+        self._error: CertpipeError | None = None
+
+    def get(self, state: State | None = None) -> OpenSSL:
+        from certpipe.openssl import OpenSSL, is_supported, locate, parse_version
+
+        with self._lock:
+            if self._error is not None:
+                raise self._error  # an unusable openssl is reported by every certificate
+            if self._found is None:
+                try:
+                    path = locate(self.explicit)
+                    known = state.known_openssl_version(path) if state is not None else None
+                    version = parse_version(known) if known else None
+                    if version is None or not is_supported(version):
+                        self.probes += 1
+                        version = OpenSSL.probe_version(path)
+                except CertpipeError as exc:
+                    self._error = exc
+                    raise
+                self._found = (path, version)
+        path, version = self._found
+        return OpenSSL(path, version)
 
 
 StepCallback = Callable[[StepReport], None]
@@ -231,6 +333,7 @@ def cache_entry(pipeline: Pipeline, key: str) -> dict[str, Any]:
     """Return what the fast path needs to know about *pipeline*, stored under *key*."""
     return {
         "cache_key": key,
+        "certificate": pipeline.certificate,
         "name": pipeline.name,
         "path": str(pipeline.path),
         "sha256": pipeline.sha256,
@@ -255,10 +358,15 @@ def check_forced_names(pipeline: Pipeline, forced: Iterable[str]) -> None:
 
 def run_pipeline(pipeline: Pipeline, ctx: StepContext, options: RunOptions | None = None,
                  on_step: StepCallback = _no_callback) -> RunReport:
-    """Run *pipeline* in ``ctx.workdir`` under the work directory's lock."""
+    """Run *pipeline* in ``ctx.workdir`` under the work directory's lock.
+
+    When ``ctx.openssl_factory`` is an :class:`OpenSSLProvider`, the version
+    recorded in the manifest for the same binary is used.
+    """
     options = options or RunOptions()
     check_forced_names(pipeline, options.force)
-    report = RunReport(pipeline.name, str(pipeline.path), pipeline.sha256, ctx.workdir)
+    report = RunReport(pipeline.name, str(pipeline.path), pipeline.sha256, ctx.workdir,
+                       certificate=pipeline.certificate)
     started = time.monotonic()
     ctx.workdir.mkdir(parents=True, exist_ok=True)
     check_state_dir(ctx.workdir)
@@ -269,21 +377,50 @@ def run_pipeline(pipeline: Pipeline, ctx: StepContext, options: RunOptions | Non
         state = State.load(ctx.workdir)
         if options.cache_key:
             state.pipeline = cache_entry(pipeline, options.cache_key)
-        try:
-            _run_steps(pipeline, ctx, options, state, report, on_step)
-        finally:
-            if ctx._openssl is not None:
-                state.openssl = {"path": ctx.openssl.path, "version": str(ctx.openssl.version)}
-            report.openssl = state.openssl
-            state.save()
+        with _openssl_for(ctx, state, options):
+            try:
+                _run_steps(pipeline, ctx, options, state, report, on_step)
+            finally:
+                if ctx._openssl is not None:
+                    state.remember_openssl(ctx.openssl.path, str(ctx.openssl.version))
+                report.openssl = state.openssl_summary()
+                state.save()
     report.duration = time.monotonic() - started
     return report
+
+
+@contextlib.contextmanager
+def _openssl_for(ctx: StepContext, state: State, options: RunOptions) -> Iterator[None]:
+    """Let the context's openssl use the manifest's version record and the run's idle work."""
+    factory = ctx.openssl_factory
+
+    def make() -> OpenSSL:
+        openssl = factory.get(state) if isinstance(factory, OpenSSLProvider) else factory()
+        openssl.while_waiting = waiting
+        return openssl
+
+    def waiting(process: Any) -> None:
+        options.running[threading.get_ident()] = process
+        if options.idle_work is not None:
+            options.idle_work.run_while(process.is_alive)
+
+    ctx.openssl_factory = make
+    try:
+        yield
+    finally:
+        ctx.openssl_factory = factory
+        options.running.pop(threading.get_ident(), None)
 
 
 def _run_steps(pipeline: Pipeline, ctx: StepContext, options: RunOptions, state: State,
                report: RunReport, on_step: StepCallback) -> None:
     steps = pipeline.steps
     for index, step in enumerate(steps):
+        if options.cancel.is_set():
+            report.exit_code = EXIT_INTERRUPTED
+            report.error = CertpipeError("interrupted")
+            _skip_rest(steps[index:], "not run: the run was interrupted", report, on_step)
+            return
         decision = decide(step, state, ctx.workdir, options)
         if not decision.run:
             step_report = up_to_date_report(step.name, step.kind, output_values(step),
@@ -302,12 +439,17 @@ def _run_steps(pipeline: Pipeline, ctx: StepContext, options: RunOptions, state:
         report.error = _error_of(step_report)
         report.exit_code = report.error.exit_code if step_report.status != INTERRUPTED \
             else EXIT_INTERRUPTED
-        for later in steps[index + 1:]:
-            skipped = StepReport(later.name, later.kind, NOT_RUN,
-                                 message=f"not run: step '{step.name}' is {step_report.status}")
-            report.steps.append(skipped)
-            on_step(skipped)
+        _skip_rest(steps[index + 1:], f"not run: step '{step.name}' is {step_report.status}",
+                   report, on_step)
         return
+
+
+def _skip_rest(steps: list[Step], message: str, report: RunReport,
+               on_step: StepCallback) -> None:
+    for later in steps:
+        skipped = StepReport(later.name, later.kind, NOT_RUN, message=message)
+        report.steps.append(skipped)
+        on_step(skipped)
 
 
 def _error_of(step_report: StepReport) -> CertpipeError:
@@ -346,9 +488,14 @@ def _run_one(steps: list[Step], index: int, ctx: StepContext, options: RunOption
         step_report.error = exc
         state.steps.pop(step.name, None)
     except CertpipeError as exc:
-        step_report.message = exc.detail if isinstance(exc, StepFailed) else str(exc)
-        step_report.checks.append(Check(step_report.message, "failed"))
         state.steps.pop(step.name, None)
+        if options.cancel.is_set():
+            # openssl was stopped because the run is being interrupted.
+            step_report.status = INTERRUPTED
+            step_report.message = "interrupted; files already made are kept"
+        else:
+            step_report.message = exc.detail if isinstance(exc, StepFailed) else str(exc)
+            step_report.checks.append(Check(step_report.message, "failed"))
     except KeyboardInterrupt:
         step_report.status = INTERRUPTED
         step_report.message = "interrupted; files already made are kept"
@@ -432,7 +579,8 @@ def run_from_cache(workdir: Path, key: str, options: RunOptions,
             log.info("removed %s, left by an interrupted run", leftover)
     report = RunReport(str(state.pipeline.get("name", "")), str(state.pipeline.get("path", "")),
                        str(state.pipeline.get("sha256", "")), workdir, from_cache=True,
-                       openssl=state.openssl)
+                       openssl=state.openssl_summary(),
+                       certificate=state.pipeline.get("certificate"))
     for step_report in reports:
         report.steps.append(step_report)
         on_step(step_report)

@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from certpipe.errors import CertpipeError, OpenSSLNotUsable
 from certpipe.secrets import Secret
@@ -132,25 +132,14 @@ class OpenSSL:
         self.path = path
         self.version = version
         self.calls = 0
+        # Called with the running sh command once each call has started, so
+        # the caller can work meanwhile; it must return before openssl is waited for.
+        self.while_waiting: Callable[[Any], None] | None = None
 
     @classmethod
     def discover(cls, explicit: str | None = None) -> "OpenSSL":
         """Locate openssl (explicit path, $CERTPIPE_OPENSSL, then PATH) and check its version."""
-        source = "--openssl"
-        wanted = explicit
-        if not wanted:
-            wanted = os.environ.get("CERTPIPE_OPENSSL") or None
-            source = "CERTPIPE_OPENSSL"
-        if wanted:
-            path = _resolve_binary(wanted, source)
-        else:
-            found = shutil.which("openssl")
-            if found is None:
-                raise OpenSSLNotUsable(
-                    "openssl not found on PATH; install it (Debian/Ubuntu: apt-get install "
-                    "openssl) or name the binary with --openssl or CERTPIPE_OPENSSL"
-                )
-            path = found
+        path = locate(explicit)
         version = cls.probe_version(path)
         return cls(path, version)
 
@@ -231,6 +220,8 @@ class OpenSSL:
         timer.daemon = True
         timer.start()
         try:
+            if self.while_waiting is not None:
+                self.while_waiting(process)
             process.wait()
         except sh.ErrorReturnCode as exc:
             if timed_out.is_set():
@@ -252,6 +243,24 @@ class OpenSSL:
         duration = time.monotonic() - started
         log.debug("[%s] exit 0 in %.3f s", step, duration)
         return Outcome(command, result.exit_code, result.stdout, result.stderr, duration)
+
+
+def locate(explicit: str | None = None) -> str:
+    """Return the openssl binary to use: *explicit*, $CERTPIPE_OPENSSL, then PATH."""
+    source = "--openssl"
+    wanted = explicit
+    if not wanted:
+        wanted = os.environ.get("CERTPIPE_OPENSSL") or None
+        source = "CERTPIPE_OPENSSL"
+    if wanted:
+        return _resolve_binary(wanted, source)
+    found = shutil.which("openssl")
+    if found is None:
+        raise OpenSSLNotUsable(
+            "openssl not found on PATH; install it (Debian/Ubuntu: apt-get install "
+            "openssl) or name the binary with --openssl or CERTPIPE_OPENSSL"
+        )
+    return found
 
 
 def _resolve_binary(wanted: str, source: str) -> str:

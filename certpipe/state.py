@@ -79,6 +79,19 @@ def cache_key(pipeline_sha256: str, overrides: Mapping[str, str]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def binary_identity(path: str) -> list[Any] | None:
+    """Return what identifies the file at *path*: its real path, device, inode, size, mtime.
+
+    A binary replaced by an upgrade gets another inode or mtime, so a version
+    recorded for the old one is not reused.
+    """
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return [os.path.realpath(path), info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns]
+
+
 # Secret values are never recorded, not even hashed: a new password in the
 # same env: or file: source does not make a step run again (use --force).
 
@@ -149,7 +162,8 @@ class State:
         self.path = workdir / STATE_DIR / STATE_FILE
         self.steps: dict[str, StepRecord] = {}
         self.pipeline: dict[str, Any] = {}
-        self.openssl: dict[str, str] | None = None
+        # The openssl binary last used: path, version text and binary_identity().
+        self.openssl: dict[str, Any] | None = None
 
     @classmethod
     def load(cls, workdir: Path) -> "State":
@@ -177,6 +191,25 @@ class State:
                         state.path, exc)
             return cls(workdir)
         return state
+
+    def known_openssl_version(self, path: str) -> str | None:
+        """Return the recorded ``openssl version`` text when *path* is still the same binary."""
+        entry = self.openssl or {}
+        identity = binary_identity(path)
+        if entry.get("path") != path or identity is None or entry.get("identity") != identity:
+            return None
+        version = entry.get("version")
+        return version if isinstance(version, str) else None
+
+    def remember_openssl(self, path: str, version: str) -> None:
+        self.openssl = {"path": path, "version": version, "identity": binary_identity(path)}
+
+    def openssl_summary(self) -> dict[str, str] | None:
+        """Return the recorded openssl's path and version, as reports show them."""
+        if not self.openssl:
+            return None
+        return {"path": str(self.openssl.get("path", "")),
+                "version": str(self.openssl.get("version", ""))}
 
     def save(self) -> None:
         data = {

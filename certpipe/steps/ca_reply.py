@@ -13,28 +13,55 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
-
-from certpipe.artifacts import checks
-from certpipe.artifacts.chain import (
-    Chain, build_chain, ca_issuers_urls, find_leaf, is_ca, is_self_signed, issued_by,
-)
-from certpipe.artifacts.intake import (
-    ArtifactError, Contents, PasswordNeeded, Pkcs7Unreadable, inspect_bytes, looks_like_pkcs7,
-    read_certificates, read_csr, read_file,
-)
-from certpipe.artifacts.intake import looks_like_pkcs12
-from certpipe.artifacts.keys import cert_fingerprint, public_key_fingerprint, read_private_key
-from certpipe.artifacts.trust import AnchorSet, system_anchors
-from certpipe.errors import CheckFailed, Pending
+from certpipe.errors import ArtifactError, CheckFailed, Pending
 from certpipe.fsutil import atomic_write
 from certpipe.openssl import OpenSSLCallFailed
 from certpipe.secrets import SecretRef
 from certpipe.steps.base import Action, Command, InputRef, Step, StepContext, StepResult
 from certpipe.steps.base import secret_ref
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from certpipe.artifacts import checks
+    from certpipe.artifacts.chain import (
+        Chain, build_chain, ca_issuers_urls, find_leaf, is_ca, is_self_signed, issued_by,
+    )
+    from certpipe.artifacts.intake import (
+        Contents, PasswordNeeded, Pkcs7Unreadable, inspect_bytes, looks_like_pkcs7,
+        looks_like_pkcs12, read_certificates, read_csr, read_file,
+    )
+    from certpipe.artifacts.keys import cert_fingerprint, public_key_fingerprint
+    from certpipe.artifacts.keys import read_private_key
+    from certpipe.artifacts.trust import AnchorSet, system_anchors
+
+
+def _import_runtime() -> None:
+    """Bind the certificate modules that running the step needs, on first use.
+
+    They import cryptography (about 60 ms), which building the step for
+    plan, script or a run that finds it up to date does not need.
+    """
+    global Encoding, checks, build_chain, ca_issuers_urls, find_leaf, is_ca, is_self_signed
+    global issued_by, PasswordNeeded, Pkcs7Unreadable, inspect_bytes, looks_like_pkcs7
+    global looks_like_pkcs12, read_certificates, read_csr, read_file, cert_fingerprint
+    global public_key_fingerprint, read_private_key, AnchorSet, system_anchors
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from certpipe.artifacts import checks
+    from certpipe.artifacts.chain import (
+        build_chain, ca_issuers_urls, find_leaf, is_ca, is_self_signed, issued_by,
+    )
+    from certpipe.artifacts.intake import (
+        PasswordNeeded, Pkcs7Unreadable, inspect_bytes, looks_like_pkcs7, looks_like_pkcs12,
+        read_certificates, read_csr, read_file,
+    )
+    from certpipe.artifacts.keys import cert_fingerprint, public_key_fingerprint
+    from certpipe.artifacts.keys import read_private_key
+    from certpipe.artifacts.trust import AnchorSet, system_anchors
 
 # openssl x509 and pkcs7 need no CA bundle; without one they start faster.
 _NO_CA_BUNDLE = {"SSL_CERT_FILE": "/dev/null"}
@@ -143,6 +170,7 @@ class CaReplyStep(Step):
         )
 
     def run(self, ctx: StepContext) -> StepResult:
+        _import_runtime()
         reply_path = ctx.path(self.reply)
         if not reply_path.exists():
             raise Pending(self.pending_message(ctx))
@@ -564,6 +592,7 @@ def sniff_reply(raw: bytes) -> str:
     The result names the conversion that :meth:`CaReplyStep.commands` gives;
     it reads only the bytes, so ``plan`` needs no certificate parser.
     """
+    _import_runtime()
     if raw.lstrip()[:1] == b"-" or b"-----BEGIN" in raw[:4096]:
         text = raw.decode("latin-1")
         for label in ("PKCS7", "PKCS #7 SIGNED DATA", "CERTIFICATE CHAIN"):

@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from certpipe.artifacts.checks import check_key_spec
-from certpipe.artifacts.keys import describe_key_type, public_key_fingerprint, read_private_key
 from certpipe.errors import ArtifactError, CheckFailed
 from certpipe.fsutil import KEY_MODE
 from certpipe.steps.base import Action, Command, Step, StepContext, StepResult, execute
@@ -55,6 +53,9 @@ class PrivateKeyStep(Step):
                         output_mode=KEY_MODE)]
 
     def run(self, ctx: StepContext) -> StepResult:
+        from certpipe.artifacts.checks import check_key_spec
+        from certpipe.artifacts.keys import describe_key_type, public_key_fingerprint
+
         path = ctx.path(self.out)
         result = StepResult()
         replacing = path.exists() or path.is_symlink()
@@ -82,6 +83,11 @@ class PrivateKeyStep(Step):
         return result
 
     def _keep_existing(self, path: Any, result: StepResult) -> StepResult:
+        from certpipe.artifacts.checks import check_key_spec
+        from certpipe.artifacts.keys import (
+            describe_key_type, public_key_fingerprint, read_private_key,
+        )
+
         try:
             key = read_private_key(path)
         except ArtifactError as exc:
@@ -104,6 +110,8 @@ class PrivateKeyStep(Step):
 
     @staticmethod
     def _read(path: Any) -> Any:
+        from certpipe.artifacts.keys import read_private_key
+
         try:
             return read_private_key(path)
         except ArtifactError as exc:

@@ -4,21 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-from cryptography import x509
-from cryptography.x509.oid import NameOID
-
-from certpipe.artifacts import checks
-from certpipe.artifacts.chain import issued_by
-from certpipe.artifacts.intake import load_pkcs12_file, read_certificates
-from certpipe.artifacts.keys import cert_fingerprint, read_private_key
 from certpipe.errors import ArtifactError, CheckFailed
 from certpipe.fsutil import atomic_output
 from certpipe.openssl import PASSIN_VAR, PASSOUT_VAR
 from certpipe.secrets import SecretRef
 from certpipe.steps.base import Action, Command, InputRef, Step, StepContext, StepResult
 from certpipe.steps.base import secret_ref
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 # Algorithm flags per profile. compat writes PBE-SHA1-3DES for key and
 # certificates with a SHA-1 MAC, which every Windows version imports and
@@ -101,6 +97,10 @@ class Pkcs12Step(Step):
                         passout=None if self.password.is_none else self.password)]
 
     def run(self, ctx: StepContext) -> StepResult:
+        from certpipe.artifacts import checks
+        from certpipe.artifacts.intake import read_certificates
+        from certpipe.artifacts.keys import read_private_key
+
         password = ctx.secret(self.password)
         passphrase = ctx.secret(self.key_passphrase)
         key_path, cert_path = ctx.path(self.key), ctx.path(self.cert)
@@ -150,6 +150,8 @@ def _has_pem(path: Path) -> bool:
 
 
 def default_friendly_name(leaf: x509.Certificate) -> str:
+    from cryptography.x509.oid import NameOID
+
     cns = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     cn = cns[0].value if cns else leaf.subject.rfc4514_string()
     return f"{cn} {leaf.not_valid_after_utc:%Y-%m-%d}"
@@ -157,6 +159,8 @@ def default_friendly_name(leaf: x509.Certificate) -> str:
 
 def _check_order(leaf: x509.Certificate, chain: list[x509.Certificate], cert_path: Path,
                  chain_path: Path | None) -> None:
+    from certpipe.artifacts.chain import issued_by
+
     current = leaf
     for index, cert in enumerate(chain, 1):
         if not issued_by(current, cert):
@@ -171,6 +175,10 @@ def _check_order(leaf: x509.Certificate, chain: list[x509.Certificate], cert_pat
 def verify_pfx(path: Path, shown: Path, password: bytes, key: Any, leaf: x509.Certificate,
                chain: list[x509.Certificate], name: str) -> None:
     """Read the .pfx back and check it holds exactly key, leaf and chain."""
+    from certpipe.artifacts import checks
+    from certpipe.artifacts.intake import load_pkcs12_file
+    from certpipe.artifacts.keys import cert_fingerprint
+
     try:
         bundle = load_pkcs12_file(path, password)
     except ArtifactError as exc:

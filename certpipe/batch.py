@@ -13,24 +13,21 @@ mostly waiting for openssl processes, which run in parallel. Every unit runs
 to its end by default even when another fails; the exit code is the worst
 one (see :func:`worst_exit_code`).
 
-Like :mod:`certpipe.engine`, this module imports no third-party package, so
-an up-to-date run decided from the manifests stays cheap.
+Like :mod:`certpipe.engine`, this module imports no third-party package and
+no dataclasses (which import inspect), so an up-to-date run decided from the
+manifests stays cheap.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import fnmatch
 import hashlib
-import logging
 import os
 import threading
 import time
-import zlib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from certpipe import lazylog
 from certpipe.engine import (
     INTERRUPTED, NOT_RUN, IdleWork, OpenSSLProvider, RunOptions, RunReport, StepReport,
     idle_tasks, run_from_cache, run_pipeline,
@@ -45,7 +42,7 @@ from certpipe.state import State, cache_key, file_sha256
 if TYPE_CHECKING:
     from certpipe.pipeline.model import Pipeline
 
-log = logging.getLogger("certpipe.batch")
+log = lazylog.get_logger("certpipe.batch")
 
 # Exit codes from least to most severe: a run of several certificates exits
 # with the most severe code any of them had.
@@ -70,15 +67,15 @@ def default_jobs() -> int:
         return os.cpu_count() or 1
 
 
-@dataclass
 class Source:
     """One pipeline file of the command line and where its files go."""
 
-    path: Path
-    workdir: Path
-    folder: str | None  # sub-folder of WORKDIR when several files are given
-    key: str | None = None  # cache key of the file's bytes and the --set values
-    pipelines: list[Pipeline] | None = None  # loaded and resolved, once needed
+    def __init__(self, path: Path, workdir: Path, folder: str | None):
+        self.path = path
+        self.workdir = workdir
+        self.folder = folder  # sub-folder of WORKDIR when several files are given
+        self.key: str | None = None  # cache key of the file's bytes and the --set values
+        self.pipelines: list[Pipeline] | None = None  # loaded and resolved, once needed
 
     def label(self, certificate: str | None) -> str:
         parts = [part for part in (self.folder, certificate) if part]
@@ -88,27 +85,30 @@ class Source:
         return self.workdir / certificate if certificate else self.workdir
 
 
-@dataclass
 class Unit:
     """One certificate to run: its source file, name and work directory."""
 
-    source: Source
-    certificate: str | None
-    label: str
-    workdir: Path
-    pipeline: Pipeline | None = None  # None while it may still be decided from the manifest
+    def __init__(self, source: Source, certificate: str | None, label: str, workdir: Path,
+                 pipeline: Pipeline | None = None):
+        self.source = source
+        self.certificate = certificate
+        self.label = label
+        self.workdir = workdir
+        # None while the unit may still be decided from its manifest.
+        self.pipeline = pipeline
 
 
-@dataclass
 class BatchReport:
     """What a run of one or more pipeline files did, one RunReport per certificate."""
 
-    sources: list[Source]
-    workdir: Path
-    reports: list[RunReport] = field(default_factory=list)
-    started_at: float = field(default_factory=time.time)
-    duration: float = 0.0
-    error: CertpipeError | None = None  # stopped before any certificate ran
+    def __init__(self, sources: list[Source], workdir: Path,
+                 error: CertpipeError | None = None):
+        self.sources = sources
+        self.workdir = workdir
+        self.reports: list[RunReport] = []
+        self.started_at = time.time()
+        self.duration = 0.0
+        self.error = error  # stopped before any certificate ran
 
     @property
     def exit_code(self) -> int:
@@ -197,12 +197,12 @@ def remember_names(source: Source) -> None:
 # --- selecting certificates --------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class Selection:
     """Which certificates run: ``--only`` patterns and a ``--shard INDEX/TOTAL``."""
 
-    patterns: tuple[str, ...] = ()
-    shard: tuple[int, int] | None = None
+    def __init__(self, patterns: tuple[str, ...] = (), shard: tuple[int, int] | None = None):
+        self.patterns = patterns
+        self.shard = shard
 
     @classmethod
     def parse(cls, only: Sequence[str], shard: str | None) -> "Selection":
@@ -216,6 +216,8 @@ class Selection:
         return bool(self.patterns) or self.shard is not None
 
     def matches(self, unit: Unit, pattern: str) -> bool:
+        import fnmatch
+
         names = [unit.label]
         if unit.certificate:
             names.append(unit.certificate)
@@ -257,6 +259,8 @@ def shard_of(label: str, total: int) -> int:
     The name's CRC-32 decides, so adding or removing other certificates never
     moves a certificate to another shard.
     """
+    import zlib
+
     return zlib.crc32(label.encode("utf-8")) % total + 1
 
 
@@ -266,6 +270,7 @@ def shard_of(label: str, total: int) -> int:
 def load_source(source: Source, overrides: dict[str, str]) -> list[Pipeline]:
     from certpipe.pipeline.model import load_pipelines
 
+    lazylog.setup()  # the modules of the full path log through logging directly
     if source.pipelines is None:
         source.pipelines = load_pipelines(source.path, overrides)
     return source.pipelines
@@ -302,15 +307,19 @@ def ensure_loaded(unit: Unit, overrides: dict[str, str]) -> Pipeline:
 # --- running -----------------------------------------------------------------------------
 
 
-@dataclass
 class BatchOptions:
-    overrides: dict[str, str]
-    options: RunOptions
-    openssl: str | None = None
-    jobs: int = 1
-    fail_fast: bool = False
-    selection: Selection = field(default_factory=Selection)
-    use_cache: bool = True  # False when a --set value is malformed: load and report it
+    """How to run the certificates: variables, run options, openssl, jobs and selection."""
+
+    def __init__(self, overrides: dict[str, str], options: RunOptions,
+                 openssl: str | None = None, jobs: int = 1, fail_fast: bool = False,
+                 selection: Selection | None = None, use_cache: bool = True):
+        self.overrides = overrides
+        self.options = options
+        self.openssl = openssl
+        self.jobs = jobs
+        self.fail_fast = fail_fast
+        self.selection = selection or Selection()
+        self.use_cache = use_cache  # False when a --set value is malformed: load, report it
 
 
 StepPrinter = Callable[[StepReport, str], None]
@@ -394,6 +403,8 @@ def _run_units(units: list[Unit], batch: BatchOptions, on_step: StepPrinter,
         options.idle_work = IdleWork(idle_tasks(pipelines))
         _run_in_turn(units, provider, batch, on_step, result)
         return
+    import concurrent.futures
+
     # Import what the steps need before the threads start, so that no two
     # threads import the same modules at once.
     IdleWork([*idle_tasks(pipelines), _import_sh]).run_all()
@@ -450,6 +461,8 @@ def _run_in_turn(units: list[Unit], provider: OpenSSLProvider, batch: BatchOptio
 
 def _as_completed(futures: dict[Any, Unit]) -> Any:
     """Yield finished futures; the short waits let Ctrl-C reach the main thread."""
+    import concurrent.futures
+
     waiting = set(futures)
     while waiting:
         done, waiting = concurrent.futures.wait(waiting, timeout=POLL_SECONDS,

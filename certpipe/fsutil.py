@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -32,7 +31,7 @@ def empty_output(path: Path) -> EmptyOutput:
 
 
 def temp_path_for(path: Path) -> Path:
-    return path.with_name(f".{path.name}{TEMP_MARK}{secrets.token_hex(6)}")
+    return path.with_name(f".{path.name}{TEMP_MARK}{os.urandom(6).hex()}")
 
 
 def is_temp_path(path: Path) -> bool:

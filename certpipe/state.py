@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from certpipe import __version__
+from certpipe import __version__, lazylog
 from certpipe.fsutil import STATE_DIR, TEMP_MARK, atomic_write
 
-log = logging.getLogger("certpipe.state")
+log = lazylog.get_logger("certpipe.state")
 
 STATE_VERSION = 2
 STATE_FILE = "state.json"
@@ -96,17 +94,29 @@ def binary_identity(path: str) -> list[Any] | None:
 # same env: or file: source does not make a step run again (use --force).
 
 
-@dataclass
 class StepRecord:
-    """The settings, input and output hashes of one step, from the run that last finished it."""
+    """The settings, input and output hashes of one step, from the run that last finished it.
 
-    kind: str
-    settings_sha256: str
-    settings: dict[str, Any]
-    inputs: dict[str, str | None]
-    outputs: dict[str, str | None]
-    checks: list[str] = field(default_factory=list)
-    finished: str = ""
+    A plain class, not a dataclass, to keep the up-to-date path from importing
+    dataclasses (and with it inspect).
+    """
+
+    def __init__(self, kind: str, settings_sha256: str, settings: dict[str, Any],
+                 inputs: dict[str, str | None], outputs: dict[str, str | None],
+                 checks: list[str] | None = None, finished: str = ""):
+        self.kind = kind
+        self.settings_sha256 = settings_sha256
+        self.settings = settings
+        self.inputs = inputs
+        self.outputs = outputs
+        self.checks = checks if checks is not None else []
+        self.finished = finished
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, StepRecord) and self.to_json() == other.to_json()
+
+    def __repr__(self) -> str:
+        return f"StepRecord({self.kind!r}, finished={self.finished!r})"
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "StepRecord":

@@ -20,9 +20,9 @@ manifests stays cheap.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -47,10 +47,9 @@ log = lazylog.get_logger("certpipe.batch")
 # Exit codes from least to most severe: a run of several certificates exits
 # with the most severe code any of them had.
 SEVERITY = (EXIT_OK, EXIT_PENDING, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED)
-# How long the main thread waits for workers between checks for Ctrl-C.
-POLL_SECONDS = 0.2
 INTERRUPTED_MESSAGE = "not run: the run was interrupted"
 FAIL_FAST_MESSAGE = "not run: --fail-fast, and another certificate failed"
+DIED_MESSAGE = "the worker process running this certificate stopped unexpectedly"
 
 
 def worst_exit_code(codes: Sequence[int]) -> int:
@@ -403,41 +402,23 @@ def _run_units(units: list[Unit], batch: BatchOptions, on_step: StepPrinter,
         options.idle_work = IdleWork(idle_tasks(pipelines))
         _run_in_turn(units, provider, batch, on_step, result)
         return
-    import concurrent.futures
+    from certpipe.workers import run_in_processes
 
-    # Import what the steps need before the threads start, so that no two
-    # threads import the same modules at once.
+    # Import and look up once here what every worker needs, before the fork.
     IdleWork([*idle_tasks(pipelines), _import_sh]).run_all()
     options.idle_work = None
-    stop = threading.Event()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs,
-                                               thread_name_prefix="certpipe") as pool:
-        futures = {}
-        for unit in units:
-            futures[pool.submit(_run_unit_unless, unit, provider, batch, on_step, stop)] = unit
-        collected: set[Any] = set()
-        try:
-            for future in _as_completed(futures):
-                report = future.result()
-                collected.add(future)
-                result.reports.append(report)
-                if batch.fail_fast and report.exit_code in (EXIT_FAILED, EXIT_INVALID):
-                    stop.set()
-        except KeyboardInterrupt:
-            # Stop the other threads' openssl calls; each thread then reports its
-            # step as interrupted and the rest of its steps as not run.
-            stop.set()
-            options.cancel.set()
-            options.stop_running()
-            for future in futures:
-                future.cancel()
-            for future, unit in futures.items():
-                if future in collected:
-                    continue
-                if future.cancelled():
-                    result.reports.append(_not_started(unit, INTERRUPTED_MESSAGE))
-                    continue
-                result.reports.append(future.result())
+    with contextlib.suppress(CertpipeError):  # each certificate reports an unusable openssl
+        provider.get(State.load(units[0].workdir))
+    result.reports += run_in_processes(
+        len(units), jobs,
+        run_one=lambda index, report_step: _run_unit(units[index], provider, batch,
+                                                     report_step),
+        on_step=on_step,
+        skipped=lambda index, reason: _not_started(units[index], reason),
+        cancel=options.cancel,
+        fail_fast=batch.fail_fast,
+        reasons=(INTERRUPTED_MESSAGE, FAIL_FAST_MESSAGE, DIED_MESSAGE),
+    )
 
 
 def _run_in_turn(units: list[Unit], provider: OpenSSLProvider, batch: BatchOptions,
@@ -459,27 +440,8 @@ def _run_in_turn(units: list[Unit], provider: OpenSSLProvider, batch: BatchOptio
             stopped = FAIL_FAST_MESSAGE
 
 
-def _as_completed(futures: dict[Any, Unit]) -> Any:
-    """Yield finished futures; the short waits let Ctrl-C reach the main thread."""
-    import concurrent.futures
-
-    waiting = set(futures)
-    while waiting:
-        done, waiting = concurrent.futures.wait(waiting, timeout=POLL_SECONDS,
-                                                return_when=concurrent.futures.FIRST_COMPLETED)
-        yield from done
-
-
 def _import_sh() -> None:
-    import sh  # noqa: F401 - imported once here rather than in several threads at once
-
-
-def _run_unit_unless(unit: Unit, provider: OpenSSLProvider, batch: BatchOptions,
-                     on_step: StepPrinter, stop: threading.Event) -> RunReport:
-    if stop.is_set():
-        cancelled = batch.options.cancel.is_set()
-        return _not_started(unit, INTERRUPTED_MESSAGE if cancelled else FAIL_FAST_MESSAGE)
-    return _run_unit(unit, provider, batch, on_step)
+    import sh  # noqa: F401 - imported once before the fork rather than in each worker
 
 
 def _run_unit(unit: Unit, provider: OpenSSLProvider, batch: BatchOptions,
@@ -492,7 +454,7 @@ def _run_unit(unit: Unit, provider: OpenSSLProvider, batch: BatchOptions,
     options = batch.options
     unit_options = RunOptions(force=options.force, rekey=options.rekey,
                               lock_wait=options.lock_wait, cancel=options.cancel,
-                              idle_work=options.idle_work, running=options.running)
+                              idle_work=options.idle_work)
     if unit.source.key is not None:
         unit_options.cache_key = unit_cache_key(unit.source.key, unit.certificate)
     try:
@@ -510,13 +472,17 @@ def _run_unit(unit: Unit, provider: OpenSSLProvider, batch: BatchOptions,
 
 
 def _not_started(unit: Unit, message: str) -> RunReport:
+    """Return the report of a certificate that did not run: interrupted, --fail-fast or lost."""
     pipeline = unit.pipeline
-    interrupted = message == INTERRUPTED_MESSAGE
+    error: CertpipeError | None = None
+    if message == INTERRUPTED_MESSAGE:
+        error = Interrupted("interrupted")
+    elif message == DIED_MESSAGE:
+        error = CertpipeError(DIED_MESSAGE + "; run it again")
     report = RunReport(pipeline.name if pipeline else unit.source.path.stem,
                        str(unit.source.path), pipeline.sha256 if pipeline else "",
                        unit.workdir, certificate=unit.certificate, label=unit.label,
-                       exit_code=EXIT_INTERRUPTED if interrupted else EXIT_OK,
-                       error=CertpipeError("interrupted") if interrupted else None)
+                       exit_code=error.exit_code if error else EXIT_OK, error=error)
     report.not_started = message
     if pipeline is not None:
         report.steps = [StepReport(step.name, step.kind, NOT_RUN, message=message)

@@ -146,25 +146,16 @@ class RunOptions:
 
     def __init__(self, force: frozenset[str] = frozenset(), rekey: bool = False,
                  lock_wait: float = 0.0, cache_key: str | None = None, *,
-                 cancel: threading.Event | None = None, idle_work: IdleWork | None = None,
-                 running: dict[int, Any] | None = None):
+                 cancel: threading.Event | None = None, idle_work: IdleWork | None = None):
         self.force = force
         self.rekey = rekey
         self.lock_wait = lock_wait
         self.cache_key = cache_key
-        # Set to stop a run of several certificates: each stops before its next step.
+        # Set when a worker process is interrupted: its certificate stops before
+        # the next step, and a step whose openssl call was stopped counts as interrupted.
         self.cancel = cancel if cancel is not None else threading.Event()
-        # Work done while openssl runs; None when several certificates run at once.
+        # Work done while openssl runs, when certificates run one at a time.
         self.idle_work = idle_work
-        # The openssl call each thread is running, so an interruption can stop it.
-        self.running = running if running is not None else {}
-
-    def stop_running(self) -> None:
-        """Stop the openssl calls still running in other threads (an interruption)."""
-        for process in list(self.running.values()):
-            with contextlib.suppress(Exception):
-                if process.is_alive():
-                    process.kill_group()
 
 
 class IdleWork:
@@ -439,7 +430,6 @@ def _openssl_for(ctx: StepContext, state: State, options: RunOptions) -> Iterato
         return openssl
 
     def waiting(process: Any) -> None:
-        options.running[threading.get_ident()] = process
         if options.idle_work is not None:
             options.idle_work.run_while(process.is_alive)
 
@@ -448,7 +438,6 @@ def _openssl_for(ctx: StepContext, state: State, options: RunOptions) -> Iterato
         yield
     finally:
         ctx.openssl_factory = factory
-        options.running.pop(threading.get_ident(), None)
 
 
 def _run_steps(pipeline: Pipeline, ctx: StepContext, options: RunOptions, state: State,

@@ -19,6 +19,7 @@ import contextlib
 import datetime as dt
 import importlib
 import os
+import signal
 import threading
 import time
 from collections import deque
@@ -171,16 +172,44 @@ class IdleWork:
         self._tasks = deque(tasks)
 
     def run_while(self, busy: Callable[[], bool]) -> None:
-        """Run tasks, one at a time, while *busy* returns True."""
-        while self._tasks and busy():
-            task = self._tasks.popleft()
-            try:
-                task()
-            except Exception as exc:  # noqa: BLE001 - the step that needs it reports it
-                log.debug("preparing ahead failed, left to the step: %r", exc)
+        """Run tasks, one at a time, while *busy* returns True.
+
+        Ctrl-C and SIGTERM are held back until the task at hand ends: raised
+        inside an import or a finalizer that runs during one, the
+        KeyboardInterrupt could be lost, and the run would then wait for an
+        openssl call that nobody stops.
+        """
+        if not self._tasks:
+            return
+        with _signals_held() as held:
+            while self._tasks and not held and busy():
+                task = self._tasks.popleft()
+                try:
+                    task()
+                except Exception as exc:  # noqa: BLE001 - the step that needs it reports it
+                    log.debug("preparing ahead failed, left to the step: %r", exc)
 
     def run_all(self) -> None:
         self.run_while(lambda: True)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[list[int]]:
+    """Record SIGINT and SIGTERM instead of acting on them; raise KeyboardInterrupt after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield []
+        return
+    held: list[int] = []
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.signal(signum, lambda number, frame: held.append(number))
+    try:
+        yield held
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if held:
+        raise KeyboardInterrupt
 
 
 # Modules the step kinds import when they run; all of them import cryptography.

@@ -291,6 +291,13 @@ def plan_units(sources: list[Source], overrides: dict[str, str], selection: Sele
     return selection.apply(units)
 
 
+def selected_units(paths: Sequence[Path], workdir: Path, overrides: dict[str, str],
+                   only: Sequence[str], shard: str | None) -> list[Unit]:
+    """Load every file and return the units that --only and --shard select, for plan and script."""
+    sources = make_sources(paths, workdir)
+    return plan_units(sources, overrides, Selection.parse(only, shard), use_cache=False)
+
+
 def ensure_loaded(unit: Unit, overrides: dict[str, str]) -> Pipeline:
     if unit.pipeline is None:
         pipelines = load_source(unit.source, overrides)

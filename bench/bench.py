@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -46,7 +47,7 @@ PARTS = ("fresh", "premade", "up-to-date", "help", "calls", "scale")
 # an up-to-date re-run at most twice `python -c "import yaml"`; with many
 # certificates, two jobs take at most 0.6 times as long as one, the cost per
 # certificate grows by at most 10% from the smallest to the largest set, and
-# the certpipe process stays under 150 MB.
+# certpipe's processes together stay under 150 MB (PSS, sampled).
 MAX_FRESH_RATIO = 1.10
 MAX_UP_TO_DATE_RATIO = 2.0
 MAX_J2_OVER_J1 = 0.6
@@ -74,19 +75,63 @@ def interpreter_of(certpipe: list[str]) -> str:
     return sys.executable
 
 
-def run_measured(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
-    """Run *cmd*; return its wall-clock seconds and its peak resident memory in MB."""
+def tree_pss_mb(root: int) -> float:
+    """Return the proportional set size of *root* and its descendants, in MB.
+
+    PSS splits each shared page among the processes that share it, so forked
+    workers are not counted as if each had its own copy of the parent.
+    """
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    total_kb = 0
+    pending = [root]
+    while pending:
+        pid = pending.pop()
+        pending += children.get(pid, [])
+        try:
+            with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as rollup:
+                total_kb += next(int(line.split()[1]) for line in rollup
+                                 if line.startswith("Pss:"))
+        except (OSError, StopIteration, ValueError):
+            continue
+    return total_kb / 1024
+
+
+def run_measured(cmd: list[str], cwd: Path, env: dict[str, str],
+                 sample: bool = False) -> tuple[float, float]:
+    """Run *cmd*; return its wall-clock seconds and its peak memory in MB.
+
+    The memory is the largest resident set of any one process, or with
+    *sample* the largest total PSS of the process tree, read every 0.2 s.
+    """
     started = time.perf_counter()
     process = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE)
+    peak_tree = 0.0
+    if sample:
+        while process.poll() is None:
+            peak_tree = max(peak_tree, tree_pss_mb(process.pid))
+            time.sleep(0.2)
     stderr = process.stderr.read() if process.stderr else b""
-    _, status, usage = os.wait4(process.pid, 0)
+    if process.returncode is None:
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        peak = usage.ru_maxrss / 1024
+    else:
+        peak = 0.0
     elapsed = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed in {cwd} (exit {process.returncode}):\n"
                          f"{stderr.decode(errors='replace')}")
-    return elapsed, usage.ru_maxrss / 1024
+    return elapsed, max(peak, peak_tree)
 
 
 def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
@@ -110,6 +155,48 @@ class Series:
         return (f"{self.name}: median {statistics.median(ms):.0f} ms, middle half "
                 f"{quartiles[0]:.0f}-{quartiles[2]:.0f} ms, range {ms[0]:.0f}-{ms[-1]:.0f} ms "
                 f"({len(ms)} runs)")
+
+
+def paired_ratio(ours: Series, theirs: Series) -> str:
+    """Describe the ratios of runs made next to each other, which a slow spell affects alike."""
+    ratios = sorted(a / b for a, b in zip(ours.values, theirs.values))
+    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) >= 2 else [ratios[0]] * 3
+    return (f"per pair of neighbouring runs: median {statistics.median(ratios):.2f}, middle "
+            f"half {quartiles[0]:.2f}-{quartiles[2]:.2f}")
+
+
+class OtherLoad:
+    """How much CPU time processes other than the benchmark's used while a part ran.
+
+    Other programs on the machine (a test suite, a build) slow both sides
+    of a comparison, and unevenly; the benchmark says how busy they kept it.
+    Linux only: it reads /proc/stat.
+    """
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.busy = self._busy_seconds()
+        self.ours = self._our_seconds()
+
+    @staticmethod
+    def _busy_seconds() -> float:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle and iowait
+        return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+    @staticmethod
+    def _our_seconds() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime + own.ru_utime + own.ru_stime
+
+    def describe(self) -> str:
+        elapsed = time.monotonic() - self.started
+        other = (self._busy_seconds() - self.busy) - (self._our_seconds() - self.ours)
+        share = max(0.0, other) / (elapsed * (os.cpu_count() or 1))
+        warning = " (busy: the timings are disturbed)" if share > 0.05 else ""
+        return f"  other processes used {share:.0%} of the machine meanwhile{warning}"
 
 
 def export_script(certpipe: list[str], env: dict[str, str], scratch: Path) -> Path:
@@ -216,7 +303,7 @@ def bench_scale(counts: list[int], jobs: list[int], runs: int, certpipe: list[st
                 folder.mkdir()
                 samples[job].append(run_measured(
                     certpipe + ["run", str(pipeline), "--workdir", str(folder), "-q",
-                                "-j", str(job)], folder, env))
+                                "-j", str(job)], folder, env, sample=True))
                 shutil.rmtree(folder)
         for job, values in samples.items():
             results[(count, job)] = (statistics.median(v[0] for v in values),
@@ -270,27 +357,36 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="certpipe-bench-") as tmp:
         scratch = Path(tmp)
         if "fresh" in parts:
+            load = OtherLoad()
             ours, plain = bench_fresh(args.runs, certpipe, env, scratch, None)
             ratio = ours.median / plain.median
             print("fresh run (RSA-2048 key, local CA, .p7b, chain, PFX):")
             print(f"  {ours.describe()}\n  {plain.describe()}")
-            print(f"  ratio {ratio:.2f} (limit {MAX_FRESH_RATIO})")
+            print(f"  ratio of the medians {ratio:.2f} (limit {MAX_FRESH_RATIO}); "
+                  f"{paired_ratio(ours, plain)}")
+            print(load.describe())
             if ratio > MAX_FRESH_RATIO:
                 failures.append("fresh run")
         if "premade" in parts:
             key = subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
                                   "rsa_keygen_bits:2048"], check=True,
                                  capture_output=True).stdout
+            load = OtherLoad()
             ours, plain = bench_fresh(args.runs, certpipe, env, scratch, key)
             print("fresh run with an existing key (no key generation; for information):")
             print(f"  {ours.describe()}\n  {plain.describe()}")
-            print(f"  ratio {ours.median / plain.median:.2f}")
+            print(f"  ratio of the medians {ours.median / plain.median:.2f}; "
+                  f"{paired_ratio(ours, plain)}")
+            print(load.describe())
         if "up-to-date" in parts:
+            load = OtherLoad()
             ours, baseline = bench_up_to_date(args.runs, certpipe, python, env, scratch)
             ratio = ours.median / baseline.median
             print("up-to-date re-run:")
             print(f"  {ours.describe()}\n  {baseline.describe()}")
-            print(f"  ratio {ratio:.2f} (limit {MAX_UP_TO_DATE_RATIO})")
+            print(f"  ratio of the medians {ratio:.2f} (limit {MAX_UP_TO_DATE_RATIO}); "
+                  f"{paired_ratio(ours, baseline)}")
+            print(load.describe())
             if ratio > MAX_UP_TO_DATE_RATIO:
                 failures.append("up-to-date re-run")
         if "help" in parts:
@@ -301,8 +397,10 @@ def main() -> int:
                   f"{script_calls}")
         if "scale" in parts:
             counts = sorted(int(c) for c in args.scale.split(",") if c)
+            load = OtherLoad()
             results = bench_scale(counts, [1, 2], args.scale_runs, certpipe, env, scratch)
-            print("certificates  jobs  seconds  per certificate  peak MB")
+            print("certificates  jobs  seconds  per certificate  peak MB (PSS of all its "
+                  "processes)")
             for (count, job), (seconds, peak) in sorted(results.items()):
                 print(f"{count:12d}  {job:4d}  {seconds:7.2f}  {seconds / count * 1000:12.0f} ms"
                       f"  {peak:7.0f}")
@@ -315,6 +413,7 @@ def main() -> int:
             print(f"  cost per certificate at {largest} / at {smallest} = {growth:.2f} "
                   f"(limit {MAX_PER_CERT_GROWTH})")
             print(f"  peak memory {peak:.0f} MB (limit {MAX_PEAK_MB})")
+            print(load.describe())
             if speedup > MAX_J2_OVER_J1:
                 failures.append("-j 2 speed-up")
             if growth > MAX_PER_CERT_GROWTH:

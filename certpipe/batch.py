@@ -349,9 +349,11 @@ def run_batch(paths: Sequence[Path], workdir: Path, batch: BatchOptions,
                 source.key = cache_key(sha256, batch.overrides)
     units = plan_units(sources, batch.overrides, batch.selection, batch.use_cache)
     if not units:
-        raise UsageError("--shard selects no certificate here; that is fine for a CI job "
-                         "whose shard is empty, but nothing was run") \
-            if batch.selection.shard else UsageError("no certificate selected")
+        # Only a shard can be empty: --only fails for a name that matches nothing.
+        index, total = batch.selection.shard or (0, 0)
+        log.warning("--shard %s/%s holds no certificate; nothing to do", index, total)
+        result.duration = time.monotonic() - started
+        return result
     pending = _decide_from_cache(units, batch, on_step, result)
     if pending:
         for unit in pending:

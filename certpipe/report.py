@@ -93,7 +93,7 @@ class StatusPrinter:
         if not result.several and len(result.reports) == 1:
             self.summary(result.reports[0])
             return
-        if self.quiet and result.exit_code == 0:
+        if (self.quiet and result.exit_code == 0) or not result.reports:
             return
         groups = summary_counts(result)
         parts = []

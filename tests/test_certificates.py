@@ -210,11 +210,23 @@ def test_shards_split_the_certificates(cli, tmp_path, write_pipeline):
     for index in (1, 2):
         work = tmp_path / f"shard{index}"
         result = cli("run", pipeline, "--workdir", work, "--shard", f"{index}/2")
-        assert result.exit_code in (0, 2), result.err
+        assert result.exit_code == 0, result.err
         if work.exists():
             made += [p.name for p in work.iterdir() if p.name != ".certpipe"]
     assert sorted(made) == ["api", "shop-eu", "www"]
-    assert shard_of("www", 2) == shard_of("www", 2)
+
+
+def test_empty_shard_does_nothing_and_succeeds(cli, tmp_path, write_pipeline):
+    pipeline = write_pipeline(SITES)
+    total = 40
+    used = {shard_of(name, total) for name in ("www", "api", "shop-eu")}
+    empty = min(set(range(1, total + 1)) - used)
+    report = tmp_path / "report.json"
+    result = cli("run", pipeline, "--workdir", tmp_path / "work", "--shard",
+                 f"{empty}/{total}", "--report", report)
+    assert result.exit_code == 0, result.err
+    assert f"--shard {empty}/{total} holds no certificate" in result.err
+    assert validate_report(report)["certificates"] == []
 
 
 @pytest.mark.parametrize("value", ["0/2", "3/2", "1", "a/b", "1/0"])

@@ -12,4 +12,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "match": ("certpipe.commands.match", "find the private key (or request) that fits a certificate"),
     "schema": ("certpipe.commands.schema", "print the pipeline JSON Schema or its reference"),
     "init": ("certpipe.commands.init", "write a commented starter pipeline"),
+    "pfx-check": ("certpipe.commands.pfx_check",
+                  "show a .pfx file's algorithms and whether a target imports it"),
 }

@@ -78,7 +78,7 @@ def load_material(ctx: Any, *, key: str | None, key_passphrase: Secret | None,
 def _read_leaf(path: Path) -> x509.Certificate:
     contents = read_certificates(path)
     if len(contents.certs) != 1:
-        raise ArtifactError(f"{path} contains {len(contents.certs)} certificates; give the leaf "
+        raise ArtifactError(f"{path} holds {len(contents.certs)} certificates; give the leaf "
                             f"alone as cert and the rest as chain")
     return contents.certs[0]
 

@@ -406,9 +406,9 @@ def verify_pfx(path: Path, shown: Path, password: bytes, key: Any, leaf: x509.Ce
     except ArtifactError as exc:
         raise CheckFailed(f"the .pfx openssl wrote cannot be read back: {exc}") from None
     if bundle.key is None:
-        raise CheckFailed(f"{shown} contains no private key")
+        raise CheckFailed(f"{shown} holds no private key")
     if bundle.cert is None:
-        raise CheckFailed(f"{shown} contains no certificate linked to its key")
+        raise CheckFailed(f"{shown} holds no certificate linked to its key")
     leaf_in_pfx = bundle.cert.certificate
     if cert_fingerprint(leaf_in_pfx) != cert_fingerprint(leaf):
         raise CheckFailed(f"{shown}: the certificate linked to the key is not the leaf")

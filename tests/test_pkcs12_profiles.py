@@ -213,8 +213,17 @@ def test_chain_include(cli, write_pipeline, workdir, pfx_password, include, chai
     assert openssl_info(workdir / "www.pfx", pfx_password).certificate_bags == count + 1
 
 
-def test_root_left_out_by_default_with_note(cli, write_pipeline, workdir, pfx_password):
+def test_chain_file_kept_by_default(cli, write_pipeline, workdir, pfx_password):
     text = pkcs12_pipeline(chain="chain-with-root.pem")
+    result = cli("run", write_pipeline(text), "--workdir", workdir)
+    assert result.exit_code == 0, result.err
+    bundle = pkcs12.load_pkcs12((workdir / "www.pfx").read_bytes(), pfx_password.encode())
+    assert len(bundle.additional_certs) == 2
+    assert "left out the root" not in result.out
+
+
+def test_intermediates_leave_root_out_with_note(cli, write_pipeline, workdir, pfx_password):
+    text = pkcs12_pipeline("chain_include: intermediates\n", chain="chain-with-root.pem")
     result = cli("run", write_pipeline(text), "--workdir", workdir)
     assert result.exit_code == 0, result.err
     assert "left out the root" in result.out

@@ -2,7 +2,9 @@
 
 Shared rules: the leaf must carry the key's public key, the chain file must
 go up one issuer at a time, and ``chain_include`` picks leaf only, leaf and
-intermediates, or the full chain up to the self-signed root. PEM written
+intermediates, or the full chain up to the self-signed root. Without
+``chain_include`` the chain file is used as it is, so the ``include_root``
+choice of the ca_reply step that wrote it stands. PEM written
 here uses LF line endings, ends with a newline and holds nothing but
 BEGIN/END blocks.
 """
@@ -53,7 +55,8 @@ def read_secret(ctx: Any, ref: SecretRef | None, label: str,
 
 
 def load_material(ctx: Any, *, key: str | None, key_passphrase: Secret | None,
-                  cert: str | None, chain: str | None, chain_include: str) -> Material:
+                  cert: str | None, chain: str | None,
+                  chain_include: str | None) -> Material:
     """Read key, leaf and chain, check that they belong together, and select the chain."""
     key_path = ctx.path(key) if key else None
     cert_path = ctx.path(cert) if cert else None
@@ -104,21 +107,24 @@ def check_order(leaf: x509.Certificate, chain: list[x509.Certificate], cert_path
         current = cert
 
 
-def select_chain(leaf: x509.Certificate, chain: list[x509.Certificate], include: str,
+def select_chain(leaf: x509.Certificate, chain: list[x509.Certificate], include: str | None,
                  chain_path: Path | None, notes: list[str]) -> list[x509.Certificate]:
-    """Return the chain certificates that *include* asks for; fail when the root is missing."""
+    """Return the chain certificates that *include* selects; fail when the root is missing.
+
+    *include* None keeps the chain file as it is.
+    """
     root = chain[-1] if chain and is_self_signed(chain[-1]) else None
     if include == "leaf":
         return []
-    if include == "intermediates":
-        if root is not None:
+    if include in (None, "intermediates"):
+        if root is not None and include is not None:
             notes.append(f"left out the root {root.subject.rfc4514_string()!r} of {chain_path}: "
                          f"clients must trust it already (set chain_include: full to add it)")
             return chain[:-1]
         if chain_path is None and not is_self_signed(leaf):
-            notes.append("warning: no chain given, so the output holds the leaf alone; clients "
-                         "that lack the intermediate CA fail with 'unable to get local issuer "
-                         "certificate'")
+            notes.append("warning: no chain given, so the output contains the leaf alone; "
+                         "clients that lack the intermediate CA fail with 'unable to get local "
+                         "issuer certificate'")
         return list(chain)
     if root is None and not is_self_signed(leaf):
         top = chain[-1] if chain else leaf

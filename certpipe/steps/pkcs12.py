@@ -100,7 +100,7 @@ class Pkcs12Step(Step):
     key_passphrase: SecretRef | None
     cert: str
     chain: str | None
-    chain_include: str
+    chain_include: str | None  # None: the chain file as it is
     friendly_name: str | None
     password: SecretRef
     targets: tuple[str, ...]
@@ -152,7 +152,7 @@ class Pkcs12Step(Step):
             key_passphrase=secret_ref(settings, "key_passphrase"),
             cert=settings["cert"],
             chain=settings.get("chain"),
-            chain_include=settings.get("chain_include", "intermediates"),
+            chain_include=settings.get("chain_include"),
             friendly_name=friendly_name,
             password=SecretRef(settings["password"]),
             targets=targets,
@@ -169,7 +169,7 @@ class Pkcs12Step(Step):
 
     def check_targets(self) -> None:
         """Raise PipelineError when a named target cannot import what the settings ask for."""
-        if self.chain_include not in CHAIN_INCLUDE:
+        if self.chain_include not in (None, *CHAIN_INCLUDE):
             raise PipelineError(f"chain_include {self.chain_include!r} is unknown")
         if self.iterations is not None and not 1 <= self.iterations <= MAX_ITERATIONS:
             raise PipelineError(f"iterations must be between 1 and {MAX_ITERATIONS}")

@@ -66,7 +66,7 @@ class ServerFilesStep(Step):
     key_passphrase: SecretRef | None
     cert: str | None
     chain: str | None
-    chain_include: str
+    chain_include: str | None  # None: the chain file as it is
     passphrase: SecretRef | None
     files: tuple[tuple[str, str], ...]  # (output setting, path)
 
@@ -99,7 +99,7 @@ class ServerFilesStep(Step):
             key_passphrase=secret_ref(settings, "key_passphrase"),
             cert=settings.get("cert"),
             chain=settings.get("chain"),
-            chain_include=settings.get("chain_include", "intermediates"),
+            chain_include=settings.get("chain_include"),
             passphrase=secret_ref(settings, "passphrase"),
             files=files,
         )
@@ -124,7 +124,7 @@ class ServerFilesStep(Step):
         }
 
     def run(self, ctx: StepContext) -> StepResult:
-        if self.chain_include not in CHAIN_INCLUDE:
+        if self.chain_include not in (None, *CHAIN_INCLUDE):
             raise PipelineError(f"chain_include {self.chain_include!r} is unknown")
         key_secret = read_secret(ctx, self.key_passphrase, f"passphrase of {self.key}")
         # A DER certificate and a key file hold no chain.

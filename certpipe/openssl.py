@@ -288,9 +288,9 @@ class OpenSSL:
             )
         if not is_supported(version):
             raise OpenSSLNotUsable(
-                f"openssl binary {path} is {version}, which is too old; needed: "
-                f"{SUPPORTED_TEXT}. Install a newer openssl and name it with --openssl or "
-                f"CERTPIPE_OPENSSL (this one came from {source})"
+                f"{path} is {version}, which is too old; needed: {SUPPORTED_TEXT}. Install a "
+                f"newer openssl and name it with --openssl or CERTPIPE_OPENSSL (this one came "
+                f"from {source})"
             )
         return version
 

@@ -219,6 +219,8 @@ def check_out_path(value: str) -> str | None:
         return "leaves the work directory ('..' or a backslash)"
     if pure.parts and pure.parts[0] == ".certpipe":
         return "is inside .certpipe, which certpipe keeps for its own state"
+    if not pure.parts or pure.parts == (".",):
+        return "names the work directory itself; give a file name"
     return None
 
 

@@ -97,6 +97,16 @@ def is_up_to_date(step: Step, ctx: StepContext, state: State, fingerprint: str) 
     return all(h is not None for h in current.values()) and current == entry.get("outputs")
 
 
+def _as_step_failure(name: str, exc: CertpipeError | OSError) -> StepFailed:
+    if isinstance(exc, StepFailed):
+        return exc
+    if isinstance(exc, OSError):
+        # A file the step reads or writes: too long a name, no space, no permission.
+        where = f"{exc.filename}: " if exc.filename else ""
+        return StepFailed(name, f"{where}{exc.strerror or exc}")
+    return StepFailed(name, str(exc))
+
+
 def run_pipeline(pipeline: Pipeline, ctx: StepContext,
                  on_step: Callable[[StepReport], None] = lambda report: None) -> RunReport:
     report = RunReport(pipeline)
@@ -134,8 +144,8 @@ def run_pipeline(pipeline: Pipeline, ctx: StepContext,
             report.exit_code = exc.exit_code
             report.error = exc
             return report
-        except CertpipeError as exc:
-            failure = exc if isinstance(exc, StepFailed) else StepFailed(step.name, str(exc))
+        except (CertpipeError, OSError) as exc:
+            failure = _as_step_failure(step.name, exc)
             step_report = StepReport(step.name, step.kind, "failed",
                                      time.monotonic() - started, message=failure.detail)
             report.steps.append(step_report)

@@ -150,7 +150,6 @@ def run_pipeline(pipeline: Pipeline, ctx: StepContext,
                                      time.monotonic() - started, message=failure.detail)
             report.steps.append(step_report)
             on_step(step_report)
-            state.steps.pop(step.name, None)
             state.save()
             report.exit_code = failure.exit_code
             report.error = failure

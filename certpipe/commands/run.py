@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from certpipe.errors import CertpipeError
+from certpipe.errors import UsageError
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -29,7 +29,7 @@ def main(args: argparse.Namespace) -> int:
     pipeline = load_pipeline(args.pipeline, parse_assignments(args.assignments))
     workdir = args.workdir.expanduser()
     if workdir.exists() and not workdir.is_dir():
-        raise CertpipeError(f"--workdir {workdir} exists and is not a folder")
+        raise UsageError(f"--workdir {workdir} exists and is not a folder")
     ctx = StepContext(
         workdir=workdir,
         openssl_factory=lambda: OpenSSL.discover(args.openssl),

@@ -17,6 +17,20 @@ def register(parser: argparse.ArgumentParser) -> None:
                         metavar="NAME=VALUE", help="override a pipeline variable (repeatable)")
     parser.add_argument("--rekey", action="store_true",
                         help="replace existing private keys (the old file is kept as a backup)")
+    parser.add_argument("--timeout", type=_seconds, metavar="SECONDS",
+                        help="seconds each openssl call may take before it is stopped "
+                             "(default: the pipeline's 'timeout', else 300)")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(
+            f"{text} is out of range; give more than 0 and at most 86400 seconds")
+    return value
 
 
 def main(args: argparse.Namespace) -> int:
@@ -33,7 +47,7 @@ def main(args: argparse.Namespace) -> int:
     ctx = StepContext(
         workdir=workdir,
         openssl_factory=lambda: OpenSSL.discover(args.openssl),
-        timeout=pipeline.timeout,
+        timeout=args.timeout or pipeline.timeout,
         rekey=args.rekey,
     )
     printer = StatusPrinter(sys.stdout, quiet=args.quiet, verbose=args.verbose)

@@ -140,10 +140,14 @@ class Tally:
             self.clean += 1
 
     def line(self) -> str:
-        codes = ", ".join(f"exit {code}: {n}" for code, n in sorted(self.exit_codes.items()))
-        parts = [f"{self.tried} tried", f"{self.clean} clean errors ({codes or 'none'})",
-                 f"{self.tracebacks} tracebacks", f"{self.wrong_exit} wrong exit codes",
-                 f"{self.changed_workdirs} work directories changed"]
+        clean = f"{self.clean} clean errors"
+        if self.exit_codes:
+            codes = ", ".join(f"exit {code}: {n}" for code, n in sorted(self.exit_codes.items()))
+            clean += f" ({codes})"
+        parts = [f"{self.tried} tried", clean, f"{self.tracebacks} tracebacks"]
+        if self.exit_codes:  # runs of the CLI, as opposed to calls of the loader
+            parts += [f"{self.wrong_exit} wrong exit codes",
+                      f"{self.changed_workdirs} work directories changed"]
         parts += [f"{n} {what}" for what, n in sorted(self.extra.items())]
         return f"{self.title}: " + ", ".join(parts)
 

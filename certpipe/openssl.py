@@ -249,9 +249,27 @@ class OpenSSL:
         finally:
             timer.cancel()
         result = process
+        _check_out_written(command, _clip(result.stderr + result.stdout, secrets))
         duration = time.monotonic() - started
         log.debug("[%s] exit 0 in %.3f s", step, duration)
         return Outcome(command, result.exit_code, result.stdout, result.stderr, duration)
+
+
+def _check_out_written(command: Sequence[str], output: str) -> None:
+    """Raise OpenSSLCallFailed when openssl exited 0 but left its -out file missing or empty."""
+    # The last -out is the option: certpipe puts it at the end, after any
+    # value (a friendly name, say) that could itself read "-out".
+    positions = [i for i, part in enumerate(command[:-1]) if part == "-out"]
+    if not positions:
+        return
+    try:
+        size = os.stat(command[positions[-1] + 1]).st_size
+    except OSError:
+        size = -1
+    if size <= 0:
+        state = "is empty" if size == 0 else "was not written"
+        raise OpenSSLCallFailed(f"openssl exited with code 0, but its output file {state}",
+                                command, output)
 
 
 def _resolve_binary(wanted: str, source: str) -> str:

@@ -114,11 +114,17 @@ def _indent(text: str, prefix: str) -> str:
     return "\n".join(prefix + line for line in text.rstrip("\n").splitlines())
 
 
+_CONTROL_RE = re.compile(r"[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 def _clip(data: bytes, secrets: Sequence[Secret]) -> str:
     for secret in secrets:
         if secret.value:
             data = data.replace(secret.value, b"<hidden>")
     text = data.decode("utf-8", "replace").replace("\x00", "\\0")
+    # Terminal escapes and other control characters from a broken binary must
+    # not reach the user's terminal or CI log as they are.
+    text = _CONTROL_RE.sub(lambda match: f"\\x{ord(match.group(0)):02x}", text)
     if len(text) > OUTPUT_LIMIT:
         cut = len(text) - OUTPUT_LIMIT
         text = f"[{cut} earlier characters cut]\n" + text[-OUTPUT_LIMIT:]

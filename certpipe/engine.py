@@ -104,7 +104,9 @@ def _as_step_failure(name: str, exc: CertpipeError | OSError) -> StepFailed:
         # A file the step reads or writes: too long a name, no space, no permission.
         where = f"{exc.filename}: " if exc.filename else ""
         return StepFailed(name, f"{where}{exc.strerror or exc}")
-    return StepFailed(name, str(exc))
+    failure = StepFailed(name, str(exc))
+    failure.exit_code = exc.exit_code  # exit 2 for a missing or unusable openssl
+    return failure
 
 
 def run_pipeline(pipeline: Pipeline, ctx: StepContext,

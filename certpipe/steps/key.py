@@ -61,7 +61,7 @@ class PrivateKeyStep(Step):
 
         with atomic_output(path, KEY_MODE) as temp:
             ctx.openssl.run(self.genpkey_args(str(temp)), step=self.name, timeout=ctx.timeout)
-            key = self._read(temp)
+            key = self._read(temp, path)
             check_key_spec(key, path, self.algorithm, self.bits, self.curve)
         result.made.append(self.out)
         result.checks.append(
@@ -92,8 +92,9 @@ class PrivateKeyStep(Step):
         return result
 
     @staticmethod
-    def _read(path: Any) -> Any:
+    def _read(path: Any, shown: Any) -> Any:
         try:
             return read_private_key(path)
         except ArtifactError as exc:
-            raise CheckFailed(f"openssl wrote an unreadable key: {exc}") from None
+            detail = str(exc).replace(str(path), str(shown))
+            raise CheckFailed(f"openssl wrote an unreadable key: {detail}") from None

@@ -140,10 +140,23 @@ class LocalCaStep(Step):
                  "-certfile", str(root), "-outform", "DER", "-out", str(temp)],
                 step=self.name, timeout=ctx.timeout,
             )
+            self._check_reply(temp, out, csr)
         leaf.unlink()
         result.made.append(self.out)
         result.checks.append("local CA signed the CSR")
         return result
+
+    @staticmethod
+    def _check_reply(written: Path, shown: Path, csr: Any) -> None:
+        """Check that the reply openssl wrote holds a certificate for the CSR's key."""
+        try:
+            certs = read_certificates(written).certs
+        except ArtifactError as exc:
+            detail = str(exc).replace(str(written), str(shown))
+            raise CheckFailed(f"openssl wrote an unreadable reply: {detail}") from None
+        if not any(cert.public_key() == csr.public_key() for cert in certs):
+            raise CheckFailed(f"{shown}: the reply openssl wrote holds no certificate for the "
+                              f"CSR's key; the signing call failed")
 
     def _subject(self, role: str) -> str:
         # The name is checked by the schema to hold no '/' or control characters

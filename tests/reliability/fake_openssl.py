@@ -34,7 +34,7 @@ FAULTS = {
     "garbage-output": (
         "printf 'PK\\003\\004\\377\\376\\000\\033[31m<html>Segmentation\\n' >&2; "
         "i=0; while [ $i -lt 300 ]; do printf 'noise %d \\377\\n' $i >&2; i=$((i+1)); done; "
-        "exit 3"
+        "printf '\\033[2J\\033]0;title\\007 end\\n' >&2; exit 3"
     ),
     "no-output-file": "[ -n \"$out\" ] && rm -f \"$out\"; exit 0",
     "empty-output-file": "[ -n \"$out\" ] && : > \"$out\"; exit 0",

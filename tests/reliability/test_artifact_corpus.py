@@ -164,21 +164,21 @@ for contents, fragment in [
     ("empty", "{bad}: the file is empty, expected certificates"),
     ("whitespace", "{bad}: the file is empty, expected certificates"),
     ("binary-noise", "{bad}: is binary data that is not DER"),
-    ("der-like-noise", "{bad}: DER data"),
+    ("der-like-noise", "{bad}: is DER data of an unknown kind"),
     ("html-error-page", "{bad}: is an HTML or XML page"),
     ("plain-text", "{bad}: is a text file without any PEM block"),
-    ("begin-without-end", "{bad}: has a BEGIN line without a matching END line"),
+    ("begin-without-end", "{bad}:1: the 'CERTIFICATE' block has a BEGIN line but no matching END"),
     ("pem-bad-base64", "{bad}:1: the PEM block 'CERTIFICATE' holds invalid base64"),
     ("pem-cert-garbage-der", "{bad}:1: the 'CERTIFICATE' block is not a valid X.509"),
-    ("unknown-pem-label", "{bad}: holds PEM 'OPENSSH PRIVATE KEY', not a certificate"),
+    ("unknown-pem-label", "{bad}: is PEM label 'OPENSSH PRIVATE KEY', not a certificate"),
     ("utf16-noise", "{bad}: is a text file without any PEM block"),
     ("jpeg", "{bad}: is binary data that is not DER (first byte 0xff)"),
-    ("gzip", "{bad}: is binary data that is not DER (first byte 0x1f)"),
-    ("the-key", "{bad}: holds PEM private key, not a certificate"),
-    ("the-csr", "{bad}: holds PEM certificate request, not a certificate"),
-    ("the-pfx", "{bad}: is a PKCS#12 (PFX) file; certificates are expected here"),
+    ("gzip", "{bad}: is a gzip-compressed file, not certificate material"),
+    ("the-key", "{bad}: is a PEM private key, not a certificate"),
+    ("the-csr", "{bad}: is a PEM certificate request, not a certificate"),
+    ("the-pfx", "{bad}: is a PKCS#12 (PFX) file protected by a password"),
     ("truncated-pfx", "{bad}: DER data is cut short"),
-    ("truncated-pem-cert", "{bad}: has a BEGIN line without a matching END line"),
+    ("truncated-pem-cert", "{bad}:1: the 'CERTIFICATE' block has a BEGIN line but no matching END"),
     ("truncated-der-reply", "{bad}: DER data is cut short"),
     ("der-reply-minus-one-byte", "{bad}: DER data is cut short"),
 ]:
@@ -187,12 +187,12 @@ for contents, fragment in [
     ("empty", "{bad}: the file is empty, expected a private key"),
     ("binary-noise", "{bad}: is binary data that is not DER"),
     ("plain-text", "{bad}: is a text file without any PEM block"),
-    ("truncated-pem-key", "{bad}: has a BEGIN line without a matching END line"),
+    ("truncated-pem-key", "{bad}:1: the 'PRIVATE KEY' block has a BEGIN line but no matching END"),
     ("the-cert-as-key", "{bad} holds PEM certificate, but no private key"),
     ("the-csr", "{bad} is a certificate request (PKCS#10), not a private key"),
     ("the-pfx", "{bad} is a PKCS#12 (PFX) file; give the PEM private key instead"),
-    ("the-reply-as-key", "{bad} holds DER PKCS#7 bundle, but no private key"),
-    ("public-key", "{bad} holds PEM label 'PUBLIC KEY', not a private key"),
+    ("the-reply-as-key", "{bad} holds DER PKCS#7 bundle of 3 certificates, but no private key"),
+    ("public-key", "{bad}:1: the p"),
     ("ec-parameters-only", "{bad} holds PEM file with no certificate, key or request"),
     ("unknown-pem-label", "{bad} holds PEM label 'OPENSSH PRIVATE KEY', not a private key"),
 ]:
@@ -201,23 +201,23 @@ for contents, fragment in [
 for contents, fragment in [
     ("empty", "{bad}: the file is empty, expected a certificate request"),
     ("the-key", "{bad}: holds PEM private key; expected exactly one certificate request"),
-    ("truncated-pem-csr", "{bad}: has a BEGIN line without a matching END line"),
-    ("the-reply-as-key", "{bad}: holds DER PKCS#7 bundle; expected exactly one certificate"),
+    ("truncated-pem-csr", "{bad}:1: the 'CERTIFICATE REQUEST' block has a BEGIN line but no matching END"),
+    ("the-reply-as-key", "{bad}: holds DER PKCS#7 bundle of 3 certificates; expected exactly one"),
     ("corrupted-csr-signature", "{bad}"),
 ]:
     CASES.append(("csr", "sign", contents, fragment))
 for contents, fragment in [
-    ("the-key", "{bad}: holds PEM private key, not a certificate"),
+    ("the-key", "{bad}: is a PEM private key, not a certificate"),
     ("the-pfx", "{bad}: is a PKCS#12 (PFX) file"),
-    ("truncated-pem-cert", "{bad}: has a BEGIN line without a matching END line"),
+    ("truncated-pem-cert", "{bad}:1: the 'CERTIFICATE' block has a BEGIN line but no matching END"),
     ("the-chain", "the certificate does not belong to the key"),
     ("binary-noise", "{bad}: is binary data that is not DER"),
 ]:
     CASES.append(("cert", "pfx", contents, fragment))
 for contents, fragment in [
-    ("the-key", "{bad}: holds PEM private key, not a certificate"),
+    ("the-key", "{bad}: is a PEM private key, not a certificate"),
     ("plain-text", "{bad}: is a text file without any PEM block"),
-    ("truncated-pem-cert", "{bad}: has a BEGIN line without a matching END line"),
+    ("truncated-pem-cert", "{bad}:1: the 'CERTIFICATE' block has a BEGIN line but no matching END"),
     ("the-pfx", "{bad}: is a PKCS#12 (PFX) file"),
 ]:
     CASES.append(("chain", "pfx", contents, fragment))
@@ -225,7 +225,7 @@ for contents, fragment in [
 for contents, fragment in [
     ("binary-noise", "{bad}: is binary data that is not DER"),
     ("the-cert-as-key", "{bad} holds PEM certificate, but no private key"),
-    ("truncated-pem-key", "{bad}: has a BEGIN line without a matching END line"),
+    ("truncated-pem-key", "{bad}:1: the 'PRIVATE KEY' block has a BEGIN line but no matching END"),
     ("empty", "{bad}: the file is empty, expected a private key"),
 ]:
     CASES.append(("key", "key", contents, fragment))

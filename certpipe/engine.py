@@ -216,8 +216,11 @@ def output_folders(workdir: Path, outputs: Iterable[str]) -> list[Path]:
     for value in outputs:
         path = resolve_path(workdir, value)
         folders.append(path.parent)
-        if path.is_dir():
-            folders.append(path)
+        try:
+            if path.is_dir():
+                folders.append(path)
+        except OSError:
+            pass  # a name too long and the like: the step that writes it reports it
     return folders
 
 
@@ -267,10 +270,12 @@ def run_pipeline(pipeline: Pipeline, ctx: StepContext, options: RunOptions | Non
         for leftover in remove_stale_temps(output_folders(ctx.workdir, outputs)):
             log.info("removed %s, left by an interrupted run", leftover)
         state = State.load(ctx.workdir)
-        if options.cache_key:
-            state.pipeline = cache_entry(pipeline, options.cache_key)
         try:
             _run_steps(pipeline, ctx, options, state, report, on_step)
+            # Cache the pipeline only after a clean run, so that a failed or
+            # invalid run leaves the manifest as it was.
+            if options.cache_key and report.exit_code == 0:
+                state.pipeline = cache_entry(pipeline, options.cache_key)
         finally:
             if ctx._openssl is not None:
                 state.openssl = {"path": ctx.openssl.path, "version": str(ctx.openssl.version)}
@@ -339,20 +344,21 @@ def _run_one(steps: list[Step], index: int, ctx: StepContext, options: RunOption
     except Pending as exc:
         step_report.status = PENDING
         step_report.message = str(exc)
-        state.steps.pop(step.name, None)
     except OpenSSLNotUsable as exc:
         # Not the step's fault: no openssl call can run, a usage problem (exit 2).
         step_report.message = str(exc)
         step_report.error = exc
-        state.steps.pop(step.name, None)
     except CertpipeError as exc:
         step_report.message = exc.detail if isinstance(exc, StepFailed) else str(exc)
         step_report.checks.append(Check(step_report.message, "failed"))
-        state.steps.pop(step.name, None)
+    except OSError as exc:
+        # A file the step reads or writes: too long a name, no space, no permission.
+        where = f"{exc.filename}: " if exc.filename else ""
+        step_report.message = f"{where}{exc.strerror or exc}"
+        step_report.checks.append(Check(step_report.message, "failed"))
     except KeyboardInterrupt:
         step_report.status = INTERRUPTED
         step_report.message = "interrupted; files already made are kept"
-        state.steps.pop(step.name, None)
     else:
         step_report.status = MADE if result.made else KEPT
         step_report.made, step_report.kept = result.made, result.kept

@@ -184,11 +184,17 @@ def _indent(text: str, prefix: str) -> str:
     return "\n".join(prefix + line for line in text.rstrip("\n").splitlines())
 
 
+_CONTROL_RE = re.compile(r"[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 def _clip(data: bytes, secrets: Sequence[Secret]) -> str:
     for secret in secrets:
         if secret.value:
             data = data.replace(secret.value, b"<hidden>")
     text = data.decode("utf-8", "replace").replace("\x00", "\\0")
+    # Terminal escapes and other control characters from a broken binary must
+    # not reach the user's terminal or CI log as they are.
+    text = _CONTROL_RE.sub(lambda match: f"\\x{ord(match.group(0)):02x}", text)
     if len(text) > OUTPUT_LIMIT:
         cut = len(text) - OUTPUT_LIMIT
         text = f"[{cut} earlier characters cut]\n" + text[-OUTPUT_LIMIT:]
@@ -363,9 +369,27 @@ class OpenSSL:
         finally:
             timer.cancel()
         result = process
+        _check_out_written(command, _clip(result.stderr + result.stdout, secrets))
         duration = time.monotonic() - started
         log.debug("[%s] exit 0 in %.3f s", step, duration)
         return Outcome(command, result.exit_code, result.stdout, result.stderr, duration)
+
+
+def _check_out_written(command: Sequence[str], output: str) -> None:
+    """Raise OpenSSLCallFailed when openssl exited 0 but left its -out file missing or empty."""
+    # The last -out is the option: certpipe puts it at the end, after any
+    # value (a friendly name, say) that could itself read "-out".
+    positions = [i for i, part in enumerate(command[:-1]) if part == "-out"]
+    if not positions:
+        return
+    try:
+        size = os.stat(command[positions[-1] + 1]).st_size
+    except OSError:
+        size = -1
+    if size <= 0:
+        state = "is empty" if size == 0 else "was not written"
+        raise OpenSSLCallFailed(f"openssl exited with code 0, but its output file {state}",
+                                command, output)
 
 
 def _resolve_binary(wanted: str, source: str) -> str:

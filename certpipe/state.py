@@ -186,9 +186,14 @@ class State:
             "openssl": self.openssl,
             "steps": {name: record.to_json() for name, record in self.steps.items()},
         }
+        content = (json.dumps(data, indent=1, sort_keys=True) + "\n").encode()
+        try:
+            if self.path.read_bytes() == content:
+                return  # unchanged: leave the file (and its time stamp) alone
+        except OSError:
+            pass
         self.path.parent.mkdir(mode=0o700, exist_ok=True)
-        atomic_write(self.path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode(),
-                     mode=0o600)
+        atomic_write(self.path, content, mode=0o600)
 
     def cached_steps(self, key: str) -> list[dict[str, Any]] | None:
         """Return the cached resolved steps when they were stored under *key*."""

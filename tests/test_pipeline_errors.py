@@ -164,18 +164,18 @@ def test_bad_password_source(write_pipeline):
         out: a.pfx
     """
     message = problems_of(write_pipeline, text)
-    assert "steps[0].password (step 'pfx'): \"hunter2\" is not valid" in message
+    assert "steps[0].password (step 'pfx'): is not a password source" in message
     assert "env:NAME" in message
-    assert message.count("hunter2") == 1
+    assert "hunter2" not in message
 
 
-@pytest.mark.parametrize("subject, expected", [
-    ("{CN: \"a\\nb.example\"}", "control character"),
-    ("{CN: \" www.example.test\"}", "starts or ends with a space"),
-    ("{O: Example}", "needs a CN"),
-    ("{CN: Example Corp}", "is not a host name"),
+@pytest.mark.parametrize("subject, where, expected", [
+    ("{CN: \"a\\nb.example\"}", "steps[0].subject.CN (step 'csr')", "control character"),
+    ("{CN: \" www.example.test\"}", "steps[0] (step 'csr')", "starts or ends with a space"),
+    ("{O: Example}", "steps[0] (step 'csr')", "needs a CN"),
+    ("{CN: Example Corp}", "steps[0] (step 'csr')", "is not a host name"),
 ])
-def test_bad_subject_values(write_pipeline, subject, expected):
+def test_bad_subject_values(write_pipeline, subject, where, expected):
     text = f"""\
     version: 1
     steps:
@@ -186,7 +186,7 @@ def test_bad_subject_values(write_pipeline, subject, expected):
         out: a.csr
     """
     message = problems_of(write_pipeline, text)
-    assert "steps[0] (step 'csr')" in message
+    assert where in message
     assert expected in message
 
 

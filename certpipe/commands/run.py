@@ -43,6 +43,20 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="append", default=[], metavar="STEP",
                         help="run STEP even when it is up to date (repeatable); a forced "
                              "private_key step makes a new key, keeping the old one as a backup")
+    parser.add_argument("--timeout", type=_seconds, metavar="SECONDS",
+                        help="seconds each openssl call may take before it is stopped "
+                             "(default: the pipeline's 'timeout', else 300)")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(
+            f"{text} is out of range; give more than 0 and at most 86400 seconds")
+    return value
 
 
 def raw_overrides(pairs: list[str]) -> dict[str, str] | None:
@@ -138,7 +152,7 @@ def _run_full(args: argparse.Namespace, workdir: Path, options: Any, printer: An
     ctx = StepContext(
         workdir=workdir,
         openssl_factory=lambda: OpenSSL.discover(args.openssl),
-        timeout=pipeline.timeout,
+        timeout=args.timeout or pipeline.timeout,
         rekey=args.rekey,
     )
     return run_pipeline(pipeline, ctx, options, printer.step)

@@ -11,6 +11,8 @@ from certpipe.errors import PipelineError
 from certpipe.pipeline.load import Document, KeyPath, format_key_path, load_document
 
 _VAR_RE = re.compile(r"\$(\$|\{([^}]*)\})")
+# A '${' with no closing brace, once every '$$' escape is taken out.
+_UNCLOSED_RE = re.compile(r"\$\{[^}]*\Z")
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_VAR_DEPTH = 10
 
@@ -134,10 +136,20 @@ def _resolve_var(doc: Document, name: str, merged: Mapping[str, Any],
                         f"more than {MAX_VAR_DEPTH} levels")
         return ""
 
+    unclosed = _unclosed_reference(value)
+    if unclosed:
+        problems.append(f"{doc.where(('vars', name))}: vars.{name}: unclosed variable "
+                        f"reference '{unclosed}'; write ${{name}}, or $$ for a literal '$'")
+        return ""
+
     def replace(match: re.Match[str]) -> str:
         if match.group(1) == "$":
             return "$$"  # kept for the final pass, which turns it into '$'
         ref = match.group(2)
+        if not _NAME_RE.match(ref):
+            problems.append(f"{doc.where(('vars', name))}: vars.{name}: invalid variable "
+                            f"reference '${{{ref}}}'")
+            return ""
         if ref not in merged:
             problems.append(f"{doc.where(('vars', name))}: vars.{name}: unknown variable "
                             f"'{ref}'")
@@ -156,6 +168,12 @@ def _substitute(doc: Document, value: Any, key_path: KeyPath, variables: Mapping
         return [_substitute(doc, v, (*key_path, i), variables, problems)
                 for i, v in enumerate(value)]
     if not isinstance(value, str) or "$" not in value:
+        return value
+    unclosed = _unclosed_reference(value)
+    if unclosed:
+        problems.append(f"{doc.where(key_path)}: {format_key_path(key_path)}: unclosed "
+                        f"variable reference '{unclosed}'; write ${{name}}, or $$ for a "
+                        f"literal '$'")
         return value
     whole = re.fullmatch(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", value)
     if whole and whole.group(1) in variables:
@@ -185,6 +203,13 @@ def _substitute(doc: Document, value: Any, key_path: KeyPath, variables: Mapping
     return _VAR_RE.sub(replace, value)
 
 
+def _unclosed_reference(value: str) -> str | None:
+    """Return the text from an unclosed '${' to the end of *value*, if there is one."""
+    stripped = value.replace("$$", "\0\0")  # same length, so offsets stay valid
+    match = _UNCLOSED_RE.search(stripped)
+    return value[match.start():] if match else None
+
+
 def check_out_path(value: str) -> str | None:
     """Return why *value* may not be an output path, or None when it is fine."""
     if "\x00" in value:
@@ -196,6 +221,13 @@ def check_out_path(value: str) -> str | None:
         return "leaves the work directory ('..' or a backslash)"
     if pure.parts and pure.parts[0] == ".certpipe":
         return "is inside .certpipe, which certpipe keeps for its own state"
+    if not pure.parts or pure.parts == (".",):
+        return "names the work directory itself; give a file name"
+    # Temporary names add about 30 bytes to the file name; Linux and macOS
+    # allow 255 bytes per name (NAME_MAX).
+    long_parts = [part for part in pure.parts if len(part.encode("utf-8", "surrogatepass")) > 220]
+    if long_parts:
+        return "has a file or folder name longer than 220 bytes; use a shorter name"
     return None
 
 

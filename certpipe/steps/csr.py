@@ -160,7 +160,8 @@ class CsrStep(Step):
         try:
             csr = read_csr(written)
         except ArtifactError as exc:
-            raise CheckFailed(f"openssl wrote an unreadable CSR: {exc}") from None
+            detail = str(exc).replace(str(written), str(shown))
+            raise CheckFailed(f"openssl wrote an unreadable CSR: {detail}") from None
         checks.check_csr_signature(csr, shown)
         checks.check_csr_matches_key(csr, shown, key, key_path)
         checks.check_subject(csr.subject, self.subject, shown)

@@ -63,7 +63,7 @@ class PrivateKeyStep(Step):
         found: list[Any] = []
 
         def check(command: Command, temp: Path) -> None:
-            key = self._read(temp)
+            key = self._read(temp, path)
             check_key_spec(key, path, self.algorithm, self.bits, self.curve)
             found.append(key)
             if replacing:
@@ -103,11 +103,12 @@ class PrivateKeyStep(Step):
         return result
 
     @staticmethod
-    def _read(path: Any) -> Any:
+    def _read(path: Any, shown: Any) -> Any:
         try:
             return read_private_key(path)
         except ArtifactError as exc:
-            raise CheckFailed(f"openssl wrote an unreadable key: {exc}") from None
+            detail = str(exc).replace(str(path), str(shown))
+            raise CheckFailed(f"openssl wrote an unreadable key: {detail}") from None
 
 
 def _link_backup(path: Path, now: Any) -> Path:

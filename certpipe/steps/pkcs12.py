@@ -429,7 +429,8 @@ def verify_pfx(path: Path, shown: Path, password: bytes, key: Any, leaf: x509.Ce
     try:
         bundle = load_pkcs12_file(path, password)
     except ArtifactError as exc:
-        raise CheckFailed(f"the .pfx openssl wrote cannot be read back: {exc}") from None
+        detail = str(exc).replace(str(path), str(shown))
+        raise CheckFailed(f"the .pfx openssl wrote cannot be read back: {detail}") from None
     if bundle.key is None:
         raise CheckFailed(f"{shown} holds no private key")
     if bundle.cert is None:

@@ -14,6 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from certpipe.errors import CertpipeError
+from certpipe.fsutil import FileRejected, read_limited
+
+# A password file holds one line; anything larger is the wrong file.
+MAX_PASSWORD_FILE_BYTES = 64 * 1024
 
 
 class SecretError(CertpipeError):
@@ -101,11 +105,13 @@ def _prompt(label: str, confirm: bool) -> bytes:
 
 def _read_secret_file(path: Path, source: str) -> bytes:
     try:
-        raw = path.read_bytes()
+        raw = read_limited(path, MAX_PASSWORD_FILE_BYTES)
     except FileNotFoundError:
         raise SecretError(f"password file {path} ({source}) not found") from None
     except IsADirectoryError:
         raise SecretError(f"password file {path} ({source}) is a folder") from None
+    except FileRejected as exc:
+        raise SecretError(f"password file {path} ({source}): {exc.reason}") from None
     except OSError as exc:
         raise SecretError(f"cannot read password file {path} ({source}): {exc.strerror}") from None
     raw = _decode_text_encoding(raw, path)
@@ -170,3 +176,4 @@ class Secret:
         """Reject values openssl cannot receive through an environment variable."""
         if b"\x00" in self.value:
             raise SecretError(f"the secret from {self.ref.source} contains a NUL byte")
+

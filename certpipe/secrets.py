@@ -12,6 +12,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
 from certpipe.errors import CertpipeError
 from certpipe.fsutil import FileRejected, read_limited
@@ -177,3 +178,22 @@ class Secret:
         if b"\x00" in self.value:
             raise SecretError(f"the secret from {self.ref.source} contains a NUL byte")
 
+
+# Masking rule: secrets are replaced only in the output of programs (openssl,
+# a CA command), never in command lines that certpipe renders, because those
+# are built from paths and names and never contain a secret. A secret shorter
+# than MIN_MASKED_SECRET_BYTES is left unmasked: replacing every occurrence
+# of one to three bytes would garble paths and words and, through the gaps,
+# reveal the secret. openssl does not print passwords, so the only risk left
+# is a CA command that prints a very short password it was given.
+MIN_MASKED_SECRET_BYTES = 4
+MASK = b"<hidden>"
+
+
+def mask_secrets(data: bytes, secrets: Iterable[bytes]) -> bytes:
+    """Replace each secret of at least MIN_MASKED_SECRET_BYTES in program output *data*."""
+    # Longest first, so a secret that contains another is masked whole.
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        if len(secret) >= MIN_MASKED_SECRET_BYTES:
+            data = data.replace(secret, MASK)
+    return data

@@ -64,9 +64,14 @@ def _create_private(path: Path, mode: int) -> int:
     return fd
 
 
-def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
-    """Write *data* to a temporary file beside *path*, fsync it, and rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE, *,
+                 create_folders: bool = True) -> None:
+    """Write *data* to a temporary file beside *path*, fsync it, and rename it into place.
+
+    With *create_folders* false, a missing folder raises FileNotFoundError.
+    """
+    if create_folders:
+        path.parent.mkdir(parents=True, exist_ok=True)
     temp = temp_path_for(path)
     fd = _create_private(temp, mode)
     try:

@@ -35,6 +35,16 @@ def empty_output(path: Path) -> EmptyOutput:
                        f"{path} was left as it was")
 
 
+def blocked_folder_reason(folder: Path) -> str | None:
+    """Return why *folder* can never be created because a part of its path is a file, or None."""
+    current = folder
+    while not os.path.lexists(current) and current != current.parent:
+        current = current.parent
+    if os.path.lexists(current) and not current.is_dir():
+        return f"{current} is a file, not a folder"
+    return None
+
+
 def temp_path_for(path: Path) -> Path:
     return path.with_name(f".{path.name}{TEMP_MARK}{secrets.token_hex(6)}")
 

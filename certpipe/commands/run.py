@@ -73,9 +73,14 @@ def raw_overrides(pairs: list[str]) -> dict[str, str] | None:
 
 
 def workdir_of(args: argparse.Namespace) -> Path:
+    from certpipe.fsutil import blocked_folder_reason
+
     workdir = args.workdir.expanduser()
     if workdir.exists() and not workdir.is_dir():
         raise UsageError(f"--workdir {workdir} exists and is not a folder; give a folder")
+    reason = blocked_folder_reason(workdir)
+    if reason:
+        raise UsageError(f"--workdir {workdir} cannot be created: {reason}; give a folder")
     return workdir
 
 

@@ -28,7 +28,7 @@ from certpipe.errors import (
     StepFailed,
 )
 from certpipe.fsutil import STATE_DIR, TEMP_MARK, escape_reason, remove_stale_temps
-from certpipe.lock import WorkdirLock
+from certpipe.lock import WorkdirLock, create_workdir
 from certpipe.state import (
     State, StepRecord, file_sha256, path_digest, resolve_path, settings_sha256,
     stale_reasons,
@@ -263,7 +263,7 @@ def run_pipeline(pipeline: Pipeline, ctx: StepContext, options: RunOptions | Non
     check_forced_names(pipeline, options.force)
     report = RunReport(pipeline.name, str(pipeline.path), pipeline.sha256, ctx.workdir)
     started = time.monotonic()
-    ctx.workdir.mkdir(parents=True, exist_ok=True)
+    create_workdir(ctx.workdir)
     check_state_dir(ctx.workdir)
     with WorkdirLock(ctx.workdir, options.lock_wait):
         outputs = [value for step in pipeline.steps for value in output_values(step)]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from certpipe.errors import CertpipeError, OpenSSLNotUsable
-from certpipe.secrets import Secret
+from certpipe.secrets import Secret, mask_secrets
 
 log = logging.getLogger("certpipe.openssl")
 
@@ -188,9 +188,7 @@ _CONTROL_RE = re.compile(r"[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def _clip(data: bytes, secrets: Sequence[Secret]) -> str:
-    for secret in secrets:
-        if secret.value:
-            data = data.replace(secret.value, b"<hidden>")
+    data = mask_secrets(data, (secret.value for secret in secrets))
     text = data.decode("utf-8", "replace").replace("\x00", "\\0")
     # Terminal escapes and other control characters from a broken binary must
     # not reach the user's terminal or CI log as they are.

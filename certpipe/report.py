@@ -123,7 +123,7 @@ def _step_data(step: StepReport) -> dict[str, Any]:
 
 def write_json_report(report: RunReport, path: Path) -> None:
     text = json.dumps(report_data(report), indent=2, ensure_ascii=False) + "\n"
-    atomic_write(path, text.encode("utf-8"))
+    atomic_write(path, text.encode("utf-8"), create_folders=False)
 
 
 def load_report_schema() -> dict[str, Any]:
@@ -198,4 +198,4 @@ def write_junit(report: RunReport, path: Path) -> None:
     tree = junit_tree(report)
     ET.indent(tree)
     data = ET.tostring(tree.getroot(), encoding="utf-8", xml_declaration=True) + b"\n"
-    atomic_write(path, data)
+    atomic_write(path, data, create_folders=False)

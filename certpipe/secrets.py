@@ -12,8 +12,13 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
 from certpipe.errors import CertpipeError
+from certpipe.fsutil import FileRejected, read_limited
+
+# A password file holds one line; anything larger is the wrong file.
+MAX_PASSWORD_FILE_BYTES = 64 * 1024
 
 
 class SecretError(CertpipeError):
@@ -101,11 +106,13 @@ def _prompt(label: str, confirm: bool) -> bytes:
 
 def _read_secret_file(path: Path, source: str) -> bytes:
     try:
-        raw = path.read_bytes()
+        raw = read_limited(path, MAX_PASSWORD_FILE_BYTES)
     except FileNotFoundError:
         raise SecretError(f"password file {path} ({source}) not found") from None
     except IsADirectoryError:
         raise SecretError(f"password file {path} ({source}) is a folder") from None
+    except FileRejected as exc:
+        raise SecretError(f"password file {path} ({source}): {exc.reason}") from None
     except OSError as exc:
         raise SecretError(f"cannot read password file {path} ({source}): {exc.strerror}") from None
     raw = _decode_text_encoding(raw, path)
@@ -170,3 +177,23 @@ class Secret:
         """Reject values openssl cannot receive through an environment variable."""
         if b"\x00" in self.value:
             raise SecretError(f"the secret from {self.ref.source} contains a NUL byte")
+
+
+# Masking rule: secrets are replaced only in the output of programs (openssl,
+# a CA command), never in command lines that certpipe renders, because those
+# are built from paths and names and never contain a secret. A secret shorter
+# than MIN_MASKED_SECRET_BYTES is left unmasked: replacing every occurrence
+# of one to three bytes would garble paths and words and, through the gaps,
+# reveal the secret. openssl does not print passwords, so the only risk left
+# is a CA command that prints a very short password it was given.
+MIN_MASKED_SECRET_BYTES = 4
+MASK = b"<hidden>"
+
+
+def mask_secrets(data: bytes, secrets: Iterable[bytes]) -> bytes:
+    """Replace each secret of at least MIN_MASKED_SECRET_BYTES in program output *data*."""
+    # Longest first, so a secret that contains another is masked whole.
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        if len(secret) >= MIN_MASKED_SECRET_BYTES:
+            data = data.replace(secret, MASK)
+    return data

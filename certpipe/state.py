@@ -16,12 +16,13 @@ import hashlib
 import json
 import logging
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from certpipe import __version__
-from certpipe.fsutil import STATE_DIR, TEMP_MARK, atomic_write
+from certpipe.fsutil import MAX_INPUT_BYTES, STATE_DIR, TEMP_MARK, atomic_write
 
 log = logging.getLogger("certpipe.state")
 
@@ -36,7 +37,17 @@ def resolve_path(workdir: Path, value: str) -> Path:
 
 
 def file_sha256(path: Path) -> str | None:
+    """Return the SHA-256 of the regular file *path*; None if it is missing, not a
+    regular file, or larger than MAX_INPUT_BYTES.
+
+    A FIFO or a device is never opened because reading one could block or
+    never end, and a file too large to be an input is not hashed. The step
+    that reads the file then reports what is wrong with it.
+    """
     try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_INPUT_BYTES:
+            return None
         with path.open("rb") as handle:
             digest = hashlib.sha256()
             for chunk in iter(lambda: handle.read(1 << 16), b""):

@@ -260,6 +260,40 @@ def test_secret_in_stderr_is_masked(cli, write_pipeline, tmp_path, ca_env):
     assert CA_PASS not in result.out
 
 
+def test_short_secret_does_not_garble_paths(cli, write_pipeline, tmp_path, ca_env,
+                                           monkeypatch):
+    monkeypatch.setenv("CI_CA_PASS", "x")
+    tool = _fail_script(tmp_path, """\
+        echo "request for $1 denied" >&2
+        exit 2
+        """)
+    pipeline = write_pipeline(_pipeline([str(tool), "{csr}", "{out}"], csr="www.example.csr"))
+
+    result = cli("run", pipeline, "--workdir", tmp_path / "w")
+
+    csr = tmp_path / "w" / "www.example.csr"
+    assert result.exit_code == 1
+    assert f"command: {tool} {csr} " in result.err
+    assert f"request for {csr} denied" in result.err
+    assert "<hidden>" not in result.err
+
+
+def test_secret_in_path_not_masked_in_command(cli, write_pipeline, tmp_path, ca_env,
+                                              monkeypatch):
+    monkeypatch.setenv("CI_CA_PASS", "example")
+    tool = _fail_script(tmp_path, """\
+        echo "key pass $SIGN_CSR_KEY_PASS rejected" >&2
+        exit 2
+        """)
+    pipeline = write_pipeline(_pipeline([str(tool), "{csr}", "{out}"], csr="www.example.csr"))
+
+    result = cli("run", pipeline, "--workdir", tmp_path / "w")
+
+    assert result.exit_code == 1
+    assert f"command: {tool} {tmp_path / 'w' / 'www.example.csr'} " in result.err
+    assert "key pass <hidden> rejected" in result.err
+
+
 def test_long_stderr_is_cut(cli, write_pipeline, tmp_path, ca_env):
     tool = _fail_script(tmp_path, """\
         i=0

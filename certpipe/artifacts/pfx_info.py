@@ -18,6 +18,7 @@ from certpipe.artifacts.asn1 import DerError, Element
 from certpipe.artifacts.pbe import NOT_ENCRYPTED, DerivationRefused, Encryption, Mac
 from certpipe.artifacts.pfx_targets import TARGETS, Target, Verdict, judge
 from certpipe.errors import ArtifactError
+from certpipe.fsutil import FileRejected, read_limited
 
 MAX_PFX_BYTES = 10_000_000
 
@@ -142,11 +143,13 @@ class PfxInfo:
 def read_pfx_file(path: Path, password: bytes | None = None) -> PfxInfo:
     """Read *path* as PKCS#12; see read_pfx."""
     try:
-        raw = path.read_bytes()
+        raw = read_limited(path, MAX_PFX_BYTES)
     except FileNotFoundError:
         raise ArtifactError(f"{path}: file not found") from None
     except IsADirectoryError:
         raise ArtifactError(f"{path}: is a folder, expected a PKCS#12 (.pfx) file") from None
+    except FileRejected as exc:
+        raise ArtifactError(f"{path}: {exc.reason}; expected a PKCS#12 (.pfx) file") from None
     except OSError as exc:
         raise ArtifactError(f"{path}: cannot read: {exc.strerror}") from None
     return read_pfx(raw, str(path), password)

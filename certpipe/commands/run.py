@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 from pathlib import Path
 from typing import Any, Iterator
 
 from certpipe.errors import CertpipeError, UsageError
+from certpipe.report_targets import ReportPathError
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -71,9 +73,14 @@ def raw_overrides(pairs: list[str]) -> dict[str, str] | None:
 
 
 def workdir_of(args: argparse.Namespace) -> Path:
+    from certpipe.fsutil import blocked_folder_reason
+
     workdir = args.workdir.expanduser()
     if workdir.exists() and not workdir.is_dir():
         raise UsageError(f"--workdir {workdir} exists and is not a folder; give a folder")
+    reason = blocked_folder_reason(workdir)
+    if reason:
+        raise UsageError(f"--workdir {workdir} cannot be created: {reason}; give a folder")
     return workdir
 
 
@@ -103,6 +110,7 @@ def main(args: argparse.Namespace) -> int:
     if args.wait_lock < 0:
         raise UsageError(f"--wait-lock {args.wait_lock:g}: give 0 or more seconds")
     workdir = workdir_of(args)
+    _check_report_paths(args, workdir)
     printer = StatusPrinter(sys.stdout, quiet=args.quiet, verbose=args.verbose)
     options = RunOptions(force=frozenset(args.force), rekey=args.rekey,
                          lock_wait=args.wait_lock)
@@ -122,10 +130,13 @@ def main(args: argparse.Namespace) -> int:
                 report = _run_full(args, workdir, options, printer)
             else:
                 report.pipeline_path = str(args.pipeline)
+                _check_reports_against(args, workdir, [
+                    (step.name, value) for step in report.steps for value in step.artifacts])
     except CertpipeError as exc:
-        failed = RunReport(args.pipeline.stem, str(args.pipeline), "", workdir,
-                           exit_code=exc.exit_code, error=exc)
-        _write_reports(args, failed)
+        if not isinstance(exc, ReportPathError):
+            failed = RunReport(args.pipeline.stem, str(args.pipeline), "", workdir,
+                               exit_code=exc.exit_code, error=exc)
+            _write_reports(args, failed)
         raise
     except KeyboardInterrupt:
         interrupted = RunReport(args.pipeline.stem, str(args.pipeline), "", workdir,
@@ -142,13 +153,16 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _run_full(args: argparse.Namespace, workdir: Path, options: Any, printer: Any) -> Any:
-    from certpipe.engine import run_pipeline
+    from certpipe.engine import input_values, output_values, run_pipeline
     from certpipe.openssl import OpenSSL
     from certpipe.pipeline.model import check_confinement, load_pipeline, parse_assignments
     from certpipe.steps.base import StepContext
 
     pipeline = load_pipeline(args.pipeline, parse_assignments(args.assignments))
     check_confinement(pipeline, workdir)
+    _check_reports_against(args, workdir, [
+        (step.name, value) for step in pipeline.steps
+        for value in [*input_values(step), *output_values(step)]])
     ctx = StepContext(
         workdir=workdir,
         openssl_factory=lambda: OpenSSL.discover(args.openssl),
@@ -156,6 +170,28 @@ def _run_full(args: argparse.Namespace, workdir: Path, options: Any, printer: An
         rekey=args.rekey,
     )
     return run_pipeline(pipeline, ctx, options, printer.step)
+
+
+def _check_report_paths(args: argparse.Namespace, workdir: Path) -> None:
+    from certpipe.report_targets import JSON_REPORT, JUNIT_REPORT, check_report_path
+
+    if args.report is not None and args.junit is not None \
+            and os.path.realpath(args.report) == os.path.realpath(args.junit):
+        raise ReportPathError(f"--report and --junit both name {args.report}; give each "
+                              f"its own file")
+    if args.report is not None:
+        check_report_path("--report", args.report, JSON_REPORT, args.pipeline, workdir)
+    if args.junit is not None:
+        check_report_path("--junit", args.junit, JUNIT_REPORT, args.pipeline, workdir)
+
+
+def _check_reports_against(args: argparse.Namespace, workdir: Path,
+                           files: list[tuple[str, str]]) -> None:
+    from certpipe.report_targets import check_not_pipeline_file
+
+    for option, path in (("--report", args.report), ("--junit", args.junit)):
+        if path is not None:
+            check_not_pipeline_file(option, path, workdir, files)
 
 
 def _write_reports(args: argparse.Namespace, report: Any) -> None:

@@ -32,7 +32,7 @@ from certpipe.artifacts.intake import MAX_ARTIFACT_BYTES, read_certificates, rea
 from certpipe.artifacts.keys import public_key_fingerprint
 from certpipe.errors import ArtifactError, CertpipeError, CheckFailed, PipelineError
 from certpipe.fsutil import atomic_write
-from certpipe.secrets import Secret, SecretRef
+from certpipe.secrets import Secret, SecretRef, mask_secrets
 from certpipe.steps.base import InputRef, Step, StepContext, StepResult
 
 log = logging.getLogger("certpipe.steps.command_ca")
@@ -334,12 +334,8 @@ class _CommandCall:
                 raise
 
     def format(self) -> str:
-        return self.mask_text(" ".join(shlex.quote(arg) for arg in self.argv))
-
-    def mask_text(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(os.fsdecode(secret), "<hidden>")
-        return text
+        # Not masked: secrets reach the command through its environment, never its arguments.
+        return " ".join(shlex.quote(arg) for arg in self.argv)
 
     def excerpt(self, path: Path | None) -> str:
         """Return the end of an output file, secrets masked, cut to OUTPUT_LIMIT characters."""
@@ -352,8 +348,7 @@ class _CommandCall:
             margin = OUTPUT_LIMIT * 4 + max((len(s) for s in self.secrets), default=0)
             handle.seek(max(0, size - margin))
             data = handle.read()
-        for secret in self.secrets:
-            data = data.replace(secret, b"<hidden>")
+        data = mask_secrets(data, self.secrets)
         text = data.decode("utf-8", "replace").replace("\x00", "\\0").strip()
         if size > len(data) or len(text) > OUTPUT_LIMIT:
             text = text[-OUTPUT_LIMIT:]

@@ -345,3 +345,15 @@ def test_prompted_password_stays_hidden(tmp_path: Path):
     assert_no_secret_in_files(work, [PFX_SECRET])
     pfx = next(work.glob("*.pfx"))
     assert pkcs12.load_pkcs12(pfx.read_bytes(), PFX_SECRET.encode()).key is not None
+
+
+@pytest.mark.parametrize(("secrets", "expected"), [
+    ([b"x"], b"www.example.test x"),
+    ([b"abc"], b"www.example.test x"),
+    ([b"example"], b"www.<hidden>.test x"),
+    ([b"exam", b"example"], b"www.<hidden>.test x"),
+], ids=["one-byte", "three-bytes", "whole", "longest-first"])
+def test_mask_secrets_rule(secrets: list[bytes], expected: bytes):
+    from certpipe.secrets import mask_secrets
+
+    assert mask_secrets(b"www.example.test x", secrets) == expected

@@ -454,3 +454,23 @@ def test_output_is_own_input_rejected(cli, write_pipeline):
 
     assert result.exit_code == 2
     assert "'www.csr' is already written by step 'csr'" in result.err
+
+
+def test_relative_workdir_gives_absolute_paths(cli, tmp_path, ca_env, pfx_password,
+                                               monkeypatch):
+    monkeypatch.setenv("CA_KEY_PASS", CA_PASS)
+    recorder = _fail_script(tmp_path, f"""\
+        printf '%s\\n' "$@" > "{tmp_path}/argv"
+        exec sh "{SIGNER}" "$@"
+        """)
+    monkeypatch.chdir(tmp_path)
+
+    result = cli("run", PIPELINES / "iis-command-ca.yaml", "--workdir", "OUTB",
+                 "--set", f"ca_tool={recorder}")
+
+    assert result.exit_code == 0, result.err
+    csr_arg, out_arg = (tmp_path / "argv").read_text().splitlines()
+    assert csr_arg == str(tmp_path / "OUTB" / "www.example.test.csr")
+    assert out_arg.startswith(str(tmp_path / "OUTB" / ".certpipe") + "/")
+    assert out_arg.endswith("/ca-reply.pem")
+    assert (tmp_path / "OUTB" / "www.example.test.pfx").is_file()

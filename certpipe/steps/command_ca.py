@@ -189,7 +189,9 @@ class CommandCaStep(Step):
         saved_output.unlink(missing_ok=True)
 
         with tempfile.TemporaryDirectory(prefix=f"{self.name}.", dir=ctx.state_dir()) as temp:
-            folder = Path(temp)
+            # Absolute, because the command runs inside the work directory and
+            # a path relative to certpipe's own folder would point elsewhere.
+            folder = Path(os.path.abspath(temp))
             # The reply keeps the output's file name (tools may choose the
             # format by its extension), in a folder of its own so that it can
             # never be one of the stream files.

@@ -25,6 +25,8 @@ class Pipeline:
     timeout: float
     steps: list[Any]  # certpipe.steps.base.Step
     vars: dict[str, Any] = field(default_factory=dict)
+    # Environment variables named as env:NAME secret sources anywhere in the pipeline.
+    secret_env_names: frozenset[str] = frozenset()
     document: Document | None = field(default=None, repr=False, compare=False)
 
     def step(self, name: str) -> Any:
@@ -82,14 +84,18 @@ def load_pipeline(path: Path, overrides: Mapping[str, str] | None = None) -> Pip
     problems += _check_graph(doc, steps)
     if problems:
         raise PipelineError(f"{path}: invalid pipeline", problems)
+    secret_env_names = frozenset(
+        ref.env_name for step in steps for ref in step.secret_refs() if ref.env_name
+    )
     return Pipeline(
         path=path,
         sha256=doc.sha256,
         name=resolved.get("name") or path.stem,
         timeout=float(resolved.get("timeout", 300)),
-        steps=steps,
+        steps=[step.with_pipeline_secrets(secret_env_names) for step in steps],
         vars=variables,
         document=doc,
+        secret_env_names=secret_env_names,
     )
 
 

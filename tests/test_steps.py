@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import stat
+import string
 from pathlib import Path
 
 import pytest
@@ -130,6 +132,44 @@ def test_csr_keeps_special_characters_literal(write_pipeline, tmp_path):
     dns, ips = checks.alt_names(csr)
     assert dns == ["www.example.test", "example.test", "*.example.test"]
     assert ips == ["192.0.2.7", "2001:db8::1"]
+
+
+def test_csr_round_trips_all_punctuation(write_pipeline, tmp_path):
+    # Each punctuation character at the start, inside and at the end of a value.
+    per_character = [f"{c}a{c}b{c}" for c in string.punctuation]
+    organization = "Müller & Söhne; `x` 'q' \"d\" \\ #1 $HOME ${x} Ærø 東京 🙂"
+    subject = {
+        "O": organization,
+        "ST": string.punctuation,
+        "OU": per_character[:16],
+        "L": per_character[16:],
+        "CN": "www.example.test",
+    }
+    dns = ["a-b_c.example.test", "*.x_y-z.example.test", "UPPER.Example.TEST."]
+    text = (
+        "version: 1\n"
+        "steps:\n"
+        "  - name: csr\n"
+        "    kind: csr\n"
+        "    key: site.key\n"
+        f"    subject: {json.dumps(subject, ensure_ascii=False)}\n"
+        f"    subject_alt_names: {{dns: {json.dumps(dns)}}}\n"
+        "    out: site.csr\n"
+    ).replace("$", "$$")  # a literal '$' in a pipeline is written '$$'
+    make_key(tmp_path / "site.key")
+    step, = build(write_pipeline, text)
+
+    step.run(context(tmp_path))
+
+    csr = read_csr(tmp_path / "site.csr")
+    expected = [("O", organization), ("ST", string.punctuation)]
+    expected += [("OU", value) for value in per_character[:16]]
+    expected += [("L", value) for value in per_character[16:]]
+    expected += [("CN", "www.example.test")]
+    assert checks.name_attributes(csr.subject) == expected
+    alt_dns, _ = checks.alt_names(csr)
+    assert alt_dns == ["www.example.test", "a-b_c.example.test", "*.x_y-z.example.test",
+                       "upper.example.test"]
 
 
 def test_csr_with_encrypted_key(write_pipeline, tmp_path, monkeypatch):

@@ -26,7 +26,7 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help=f"file to write, or - for standard output (default: {DEFAULT_PATH})")
     parser.add_argument("--template", choices=TEMPLATES, default="iis",
                         help="iis: a .pfx for IIS (default); nginx: PEM certificate and chain; "
-                             "haproxy: PEM certificate and chain")
+                             "haproxy: one PEM file with certificate and chain, key beside it")
     parser.add_argument("--host", metavar="NAME",
                         help="the server's DNS name to put in the pipeline "
                              "(default: www.example.test)")

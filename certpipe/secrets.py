@@ -43,6 +43,13 @@ class SecretRef:
     def describe(self) -> str:
         return self.source
 
+    @property
+    def env_name(self) -> str | None:
+        """The environment variable of an ``env:NAME`` source, else None."""
+        if self.source.startswith("env:"):
+            return self.source[len("env:"):]
+        return None
+
     def path(self) -> Path:
         raw = Path(self.source[len("file:"):]).expanduser()
         if not raw.is_absolute() and self.base_dir is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -25,6 +26,8 @@ class Pipeline:
     timeout: float
     steps: list[Any]  # certpipe.steps.base.Step
     vars: dict[str, Any] = field(default_factory=dict)
+    # Environment variables named as env:NAME secret sources anywhere in the pipeline.
+    secret_env_names: frozenset[str] = frozenset()
     document: Document | None = field(default=None, repr=False, compare=False)
 
     def step(self, name: str) -> Any:
@@ -82,14 +85,18 @@ def load_pipeline(path: Path, overrides: Mapping[str, str] | None = None) -> Pip
     problems += _check_graph(doc, steps)
     if problems:
         raise PipelineError(f"{path}: invalid pipeline", problems)
+    secret_env_names = frozenset(
+        ref.env_name for step in steps for ref in step.secret_refs() if ref.env_name
+    )
     return Pipeline(
         path=path,
         sha256=doc.sha256,
         name=resolved.get("name") or path.stem,
         timeout=float(resolved.get("timeout", 300)),
-        steps=steps,
+        steps=[step.with_pipeline_secrets(secret_env_names) for step in steps],
         vars=variables,
         document=doc,
+        secret_env_names=secret_env_names,
     )
 
 
@@ -110,6 +117,7 @@ def _collect_vars(doc: Document, data: dict[str, Any],
                             f"number or boolean")
     if problems:
         raise PipelineError(f"{doc.path}: invalid pipeline", problems)
+    _check_overrides(doc, data, raw, overrides)
     merged: dict[str, Any] = dict(raw)
     merged.update(overrides)
     # Resolve references between variables, refusing cycles.
@@ -119,6 +127,41 @@ def _collect_vars(doc: Document, data: dict[str, Any],
     if problems:
         raise PipelineError(f"{doc.path}: invalid pipeline", problems)
     return resolved
+
+
+def _check_overrides(doc: Document, data: dict[str, Any], declared: Mapping[str, Any],
+                     overrides: Mapping[str, str]) -> None:
+    """Raise PipelineError for a ``--set`` name that the pipeline neither declares nor uses.
+
+    A name used as ${name} but not declared under vars: is accepted, because
+    such a variable is meant to be given by --set.
+    """
+    known = set(declared) | _referenced_names(data)
+    problems = []
+    for name in sorted(set(overrides) - known):
+        listed = ", ".join(sorted(known)) or "none"
+        problem = (f"--set {name}: the pipeline defines no variable '{name}' "
+                   f"(defined: {listed})")
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        if close:
+            problem += f"; did you mean '{close[0]}'?"
+        problems.append(problem)
+    if len(problems) == 1:
+        raise PipelineError(f"{doc.path}: {problems[0]}")
+    if problems:
+        raise PipelineError(f"{doc.path}: invalid --set arguments", problems)
+
+
+def _referenced_names(value: Any) -> set[str]:
+    """Return the variable names used as ${name} in the string values within *value*."""
+    if isinstance(value, dict):
+        return set().union(*(_referenced_names(item) for item in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_referenced_names(item) for item in value))
+    if not isinstance(value, str):
+        return set()
+    names = {match.group(2) for match in _VAR_RE.finditer(value) if match.group(2)}
+    return {name for name in names if _NAME_RE.match(name)}
 
 
 def _resolve_var(doc: Document, name: str, merged: Mapping[str, Any],

@@ -11,6 +11,7 @@ no SHA-1 or MD5 signature below the root, and leading to a trust anchor.
 from __future__ import annotations
 
 import base64
+import glob
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -29,7 +30,7 @@ from certpipe.artifacts.intake import (
 from certpipe.artifacts.intake import looks_like_pkcs12
 from certpipe.artifacts.keys import cert_fingerprint, public_key_fingerprint, read_private_key
 from certpipe.artifacts.trust import AnchorSet, system_anchors
-from certpipe.errors import CheckFailed, Pending
+from certpipe.errors import CertpipeError, CheckFailed, Pending
 from certpipe.fsutil import atomic_write
 from certpipe.openssl import OpenSSLCallFailed
 from certpipe.secrets import SecretRef
@@ -159,6 +160,9 @@ class CaReplyStep(Step):
         leaf = find_leaf(reply.certs, key.public_key())
         csr = _load(lambda: read_csr(ctx.path(self.csr))) if self.csr else None
         if leaf is None:
+            backup = self._replaced_key_of(ctx, reply, key_path)
+            if backup is not None:
+                raise Pending(self._replaced_key_message(ctx, reply_path, key_path, backup))
             raise CheckFailed(self._no_leaf_message(ctx, reply, reply_path, key, key_path, csr))
         leaf_path = pool.source(leaf)
         self._check_leaf(ctx, leaf, leaf_path, key, key_path, csr, result)
@@ -279,6 +283,35 @@ class CaReplyStep(Step):
                                   f"files with the trusted root certificates")
             anchors.certs += [cert for _, cert in found]
         return anchors
+
+    def _replaced_key_of(self, ctx: StepContext, reply: Contents, key_path: Path) -> Path | None:
+        """Return the backup of a replaced key that the reply's leaf belongs to, or None.
+
+        The private_key step keeps a replaced key beside the new one as
+        KEY.replaced-TIMESTAMP, so a reply that fits such a backup was issued
+        before the key was replaced and is waiting to be superseded.
+        """
+        backups = sorted(key_path.parent.glob(glob.escape(key_path.name) + ".replaced-*"),
+                         reverse=True)
+        for backup in backups:
+            try:
+                old_key = read_private_key(backup, ctx.secret(self.key_passphrase))
+            except CertpipeError:
+                continue  # unreadable with this step's passphrase, so it cannot be compared
+            if find_leaf(reply.certs, old_key.public_key()) is not None:
+                return backup
+        return None
+
+    def _replaced_key_message(self, ctx: StepContext, reply_path: Path, key_path: Path,
+                              backup: Path) -> str:
+        request = (f"Send the new CSR {ctx.path(self.csr)} to your CA" if self.csr
+                   else f"Request a certificate for the new key {key_path}")
+        return (
+            f"waiting for the CA's reply for the new key: {reply_path} holds the certificate "
+            f"for the replaced key, which is kept as {backup}. {request}, save the CA's "
+            f"answer as {reply_path} in place of the old reply, then run the same command "
+            f"again"
+        )
 
     def _no_leaf_message(self, ctx: StepContext, reply: Contents, reply_path: Path, key: Any,
                          key_path: Path, csr: Any) -> str:

@@ -318,7 +318,9 @@ class BatchOptions:
 
     def __init__(self, overrides: dict[str, str], options: RunOptions,
                  openssl: str | None = None, jobs: int = 1, fail_fast: bool = False,
-                 selection: Selection | None = None, use_cache: bool = True):
+                 selection: Selection | None = None, use_cache: bool = True,
+                 timeout: float | None = None,
+                 check_files: Callable[[Path, list[tuple[str, str]]], None] | None = None):
         self.overrides = overrides
         self.options = options
         self.openssl = openssl
@@ -326,6 +328,10 @@ class BatchOptions:
         self.fail_fast = fail_fast
         self.selection = selection or Selection()
         self.use_cache = use_cache  # False when a --set value is malformed: load, report it
+        self.timeout = timeout  # seconds per openssl call; None: the pipeline's own
+        # Called with a work directory and (step name, path) pairs of the files a
+        # certificate's steps use, before anything runs; it may raise to stop the run.
+        self.check_files = check_files
 
 
 StepPrinter = Callable[[StepReport, str], None]
@@ -358,7 +364,7 @@ def run_batch(paths: Sequence[Path], workdir: Path, batch: BatchOptions,
     if pending:
         for unit in pending:
             ensure_loaded(unit, batch.overrides)
-        _check_before_running(pending, batch.options)
+        _check_before_running(pending, batch)
         for source in sources:
             if source.pipelines is not None:
                 remember_names(source)
@@ -389,16 +395,23 @@ def _decide_from_cache(units: list[Unit], batch: BatchOptions, on_step: StepPrin
             continue
         report.pipeline_path = str(unit.source.path)
         report.label = unit.label
+        if batch.check_files is not None:
+            batch.check_files(unit.workdir, [(step.name, value) for step in report.steps
+                                             for value in step.artifacts])
         result.reports.append(report)
     return pending
 
 
-def _check_before_running(units: list[Unit], options: RunOptions) -> None:
-    from certpipe.engine import check_forced_names
+def _check_before_running(units: list[Unit], batch: BatchOptions) -> None:
+    from certpipe.engine import check_forced_names, input_values, output_values
 
     for unit in units:
         assert unit.pipeline is not None
-        check_forced_names(unit.pipeline, options.force)
+        check_forced_names(unit.pipeline, batch.options.force)
+        if batch.check_files is not None:
+            batch.check_files(unit.workdir, [
+                (step.name, value) for step in unit.pipeline.steps
+                for value in [*input_values(step), *output_values(step)]])
 
 
 def _run_units(units: list[Unit], batch: BatchOptions, on_step: StepPrinter,
@@ -469,7 +482,7 @@ def _run_unit(unit: Unit, provider: OpenSSLProvider, batch: BatchOptions,
     try:
         check_confinement(pipeline, unit.workdir)
         ctx = StepContext(workdir=unit.workdir, openssl_factory=provider,
-                          timeout=pipeline.timeout, rekey=options.rekey)
+                          timeout=batch.timeout or pipeline.timeout, rekey=options.rekey)
         report = run_pipeline(pipeline, ctx, unit_options,
                               lambda step: on_step(step, unit.label))
     except CertpipeError as exc:

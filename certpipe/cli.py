@@ -10,13 +10,14 @@ from typing import Sequence
 
 from certpipe import __version__, lazylog
 from certpipe.commands import COMMANDS
-from certpipe.errors import EXIT_FAILED, EXIT_INTERRUPTED, CertpipeError
+from certpipe.errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, CertpipeError
 
 EPILOG = """\
 exit codes:
   0   done
   1   a step or a check failed
   2   invalid pipeline, usage, or a missing or too old openssl
+  70  internal error: a bug in certpipe; a crash log is written to the temporary folder
   75  pending: waiting for an outside input such as the CA's reply
   130 interrupted (Ctrl-C)
 """
@@ -135,3 +136,47 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_FAILED
+    except OSError as exc:
+        # Last resort: each known file problem has its own message where it happens.
+        print(f"certpipe: {describe_os_error(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception:
+        log_path = write_crash_log(args.command)
+        print(f"certpipe: internal error, this is a bug in certpipe; the details are in "
+              f"{log_path}, please include that file when you report it", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def describe_os_error(exc: OSError) -> str:
+    """Return a one-line message with the failed operation's path and the errno text."""
+    text = exc.strerror or str(exc) or type(exc).__name__
+    paths = [str(name) for name in (exc.filename, exc.filename2) if name is not None]
+    if paths:
+        return f"{' -> '.join(paths)}: {text}"
+    return text
+
+
+def write_crash_log(command: str) -> str:
+    """Write the current exception's traceback and the versions in use to a temporary file.
+
+    Returns the file's path. The command line is not written: it may name
+    files the user considers private, and the traceback is enough to debug.
+    """
+    import tempfile
+    import traceback
+
+    try:
+        versions = version_text()
+    except Exception as exc:  # the crash may come from the same place
+        versions = f"certpipe {__version__} (Python {sys.version.split()[0]}); openssl: {exc!r}"
+    header = [versions, f"command: certpipe {command}", ""]
+    text = "\n".join(header) + traceback.format_exc()
+    try:
+        handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", prefix="certpipe-crash-",
+                                             suffix=".log", delete=False)
+        with handle:
+            handle.write(text)
+        return handle.name
+    except OSError:
+        sys.stderr.write(text)
+        return "the traceback above (no temporary file could be written)"

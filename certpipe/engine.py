@@ -32,7 +32,7 @@ from certpipe.errors import (
     StepFailed,
 )
 from certpipe.fsutil import STATE_DIR, TEMP_MARK, escape_reason, remove_stale_temps
-from certpipe.lock import WorkdirLock
+from certpipe.lock import WorkdirLock, create_workdir
 from certpipe.state import (
     State, StepRecord, file_sha256, path_digest, resolve_path, settings_sha256,
     stale_reasons,
@@ -243,7 +243,7 @@ class OpenSSLProvider:
         self.explicit = explicit
         self.probes = 0  # how many times 'openssl version' ran
         self._lock = threading.Lock()
-        self._found: tuple[str, Any] | None = None
+        self._found: tuple[str, Any, str] | None = None  # path, version, where the path came from
         self._error: CertpipeError | None = None
 
     def get(self, state: State | None = None) -> OpenSSL:
@@ -254,18 +254,19 @@ class OpenSSLProvider:
                 raise self._error  # an unusable openssl is reported by every certificate
             if self._found is None:
                 try:
-                    path = locate(self.explicit)
+                    path, source = locate(self.explicit)
                     known = state.known_openssl_version(path) if state is not None else None
                     version = parse_version(known) if known else None
                     if version is None or not is_supported(version):
                         self.probes += 1
-                        version = OpenSSL.probe_version(path)
+                        version = OpenSSL.probe_version(path, source)
                 except CertpipeError as exc:
                     self._error = exc
                     raise
-                self._found = (path, version)
-        path, version = self._found
-        return OpenSSL(path, version)
+                self._found = (path, version, source)
+                log.info("using openssl %s", OpenSSL(path, version, source).describe())
+        path, version, source = self._found
+        return OpenSSL(path, version, source)
 
 
 StepCallback = Callable[[StepReport], None]
@@ -377,8 +378,11 @@ def output_folders(workdir: Path, outputs: Iterable[str]) -> list[Path]:
     for value in outputs:
         path = resolve_path(workdir, value)
         folders.append(path.parent)
-        if path.is_dir():
-            folders.append(path)
+        try:
+            if path.is_dir():
+                folders.append(path)
+        except OSError:
+            pass  # a name too long and the like: the step that writes it reports it
     return folders
 
 
@@ -427,18 +431,20 @@ def run_pipeline(pipeline: Pipeline, ctx: StepContext, options: RunOptions | Non
     report = RunReport(pipeline.name, str(pipeline.path), pipeline.sha256, ctx.workdir,
                        certificate=pipeline.certificate)
     started = time.monotonic()
-    ctx.workdir.mkdir(parents=True, exist_ok=True)
+    create_workdir(ctx.workdir)
     check_state_dir(ctx.workdir)
     with WorkdirLock(ctx.workdir, options.lock_wait):
         outputs = [value for step in pipeline.steps for value in output_values(step)]
         for leftover in remove_stale_temps(output_folders(ctx.workdir, outputs)):
             log.info("removed %s, left by an interrupted run", leftover)
         state = State.load(ctx.workdir)
-        if options.cache_key:
-            state.pipeline = cache_entry(pipeline, options.cache_key)
         with _openssl_for(ctx, state, options):
             try:
                 _run_steps(pipeline, ctx, options, state, report, on_step)
+                # Cache the pipeline only after a clean run, so that a failed or
+                # invalid run leaves the manifest as it was.
+                if options.cache_key and report.exit_code == 0:
+                    state.pipeline = cache_entry(pipeline, options.cache_key)
             finally:
                 if ctx._openssl is not None:
                     state.remember_openssl(ctx.openssl.path, str(ctx.openssl.version))
@@ -538,14 +544,11 @@ def _run_one(steps: list[Step], index: int, ctx: StepContext, options: RunOption
     except Pending as exc:
         step_report.status = PENDING
         step_report.message = str(exc)
-        state.steps.pop(step.name, None)
     except OpenSSLNotUsable as exc:
         # Not the step's fault: no openssl call can run, a usage problem (exit 2).
         step_report.message = str(exc)
         step_report.error = exc
-        state.steps.pop(step.name, None)
     except CertpipeError as exc:
-        state.steps.pop(step.name, None)
         if options.cancel.is_set():
             # openssl was stopped because the run is being interrupted.
             step_report.status = INTERRUPTED
@@ -553,10 +556,14 @@ def _run_one(steps: list[Step], index: int, ctx: StepContext, options: RunOption
         else:
             step_report.message = exc.detail if isinstance(exc, StepFailed) else str(exc)
             step_report.checks.append(Check(step_report.message, "failed"))
+    except OSError as exc:
+        # A file the step reads or writes: too long a name, no space, no permission.
+        where = f"{exc.filename}: " if exc.filename else ""
+        step_report.message = f"{where}{exc.strerror or exc}"
+        step_report.checks.append(Check(step_report.message, "failed"))
     except KeyboardInterrupt:
         step_report.status = INTERRUPTED
         step_report.message = "interrupted; files already made are kept"
-        state.steps.pop(step.name, None)
     else:
         step_report.status = MADE if result.made else KEPT
         step_report.made, step_report.kept = result.made, result.kept

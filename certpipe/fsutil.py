@@ -9,7 +9,9 @@ the up-to-date fast path uses it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -19,6 +21,8 @@ TEMP_MARK = ".certpipe-tmp-"
 KEY_MODE = 0o600
 FILE_MODE = 0o644
 STATE_DIR = ".certpipe"
+# Largest file that certpipe reads as certificate material or a reply.
+MAX_INPUT_BYTES = 10_000_000
 
 
 class EmptyOutput(CertpipeError):
@@ -28,6 +32,16 @@ class EmptyOutput(CertpipeError):
 def empty_output(path: Path) -> EmptyOutput:
     return EmptyOutput(f"the program exited without error but wrote nothing for {path}; "
                        f"{path} was left as it was")
+
+
+def blocked_folder_reason(folder: Path) -> str | None:
+    """Return why *folder* can never be created because a part of its path is a file, or None."""
+    current = folder
+    while not os.path.lexists(current) and current != current.parent:
+        current = current.parent
+    if os.path.lexists(current) and not current.is_dir():
+        return f"{current} is a file, not a folder"
+    return None
 
 
 def temp_path_for(path: Path) -> Path:
@@ -59,9 +73,14 @@ def _create_private(path: Path, mode: int) -> int:
     return fd
 
 
-def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
-    """Write *data* to a temporary file beside *path*, fsync it, and rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE, *,
+                 create_folders: bool = True) -> None:
+    """Write *data* to a temporary file beside *path*, fsync it, and rename it into place.
+
+    With *create_folders* false, a missing folder raises FileNotFoundError.
+    """
+    if create_folders:
+        path.parent.mkdir(parents=True, exist_ok=True)
     temp = temp_path_for(path)
     fd = _create_private(temp, mode)
     try:
@@ -146,3 +165,83 @@ def escape_reason(workdir: Path, value: str) -> str | None:
             return (f"leads outside the work directory through the symlink {current} -> "
                     f"{os.readlink(current)}; outputs must stay inside {real_workdir}")
     return f"resolves to {target}, outside the work directory {real_workdir}"
+
+
+class FileRejected(CertpipeError):
+    """A user-named file is not a regular file, or is larger than the caller's limit.
+
+    ``reason`` is the message without the path, for callers that word their
+    own error around it.
+    """
+
+    def __init__(self, path: Path, reason: str, too_large: bool = False):
+        self.path = path
+        self.reason = reason
+        self.too_large = too_large
+        super().__init__(f"{path}: {reason}")
+
+
+def describe_file_type(mode: int) -> str:
+    """Return the name of a non-regular file type, as ``ls -l`` tells them apart."""
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def check_regular_file(path: Path, limit: int) -> os.stat_result:
+    """Stat *path* (following symlinks) and raise FileRejected unless it is a regular file
+    of at most *limit* bytes. OSError, such as FileNotFoundError, passes through.
+    """
+    info = os.stat(path)
+    _check_stat(path, info, limit)
+    return info
+
+
+def _check_stat(path: Path, info: os.stat_result, limit: int) -> None:
+    if stat.S_ISDIR(info.st_mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    if not stat.S_ISREG(info.st_mode):
+        raise FileRejected(path, f"is {describe_file_type(info.st_mode)}, not a regular file")
+    if info.st_size > limit:
+        raise FileRejected(path, f"{info.st_size} bytes is too large (the limit is {limit} bytes)",
+                           too_large=True)
+
+
+def read_limited(path: Path, limit: int) -> bytes:
+    """Read the regular file *path*, raising FileRejected when it is anything else or
+    larger than *limit* bytes.
+
+    The type and size are checked with stat before the file is opened, so a
+    FIFO is never opened (which would block until a writer comes) and a
+    device is never read. The file is opened with O_NONBLOCK and checked again
+    with fstat, because it may have been replaced in between, and at most
+    *limit* + 1 bytes are read, because it may grow. A folder raises
+    IsADirectoryError and a missing file FileNotFoundError, like open().
+    """
+    check_regular_file(path, limit)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        _check_stat(path, os.fstat(fd), limit)
+        chunks = []
+        remaining = limit + 1
+        while remaining > 0:
+            chunk = os.read(fd, min(remaining, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > limit:
+        raise FileRejected(path, f"too large: it grew past the limit of {limit} bytes while "
+                                 f"being read", too_large=True)
+    return data

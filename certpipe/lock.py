@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from certpipe.errors import CertpipeError
+from certpipe.errors import CertpipeError, UsageError
 from certpipe.fsutil import STATE_DIR
 
 POLL_SECONDS = 0.1
@@ -21,6 +21,26 @@ POLL_SECONDS = 0.1
 
 class WorkdirBusy(CertpipeError):
     """Another certpipe run holds the work directory's lock (exit 1)."""
+
+
+class WorkdirUnusable(UsageError):
+    """The work directory cannot be created or written (exit 2)."""
+
+
+def workdir_unusable(workdir: Path, exc: OSError) -> WorkdirUnusable:
+    return WorkdirUnusable(
+        f"cannot use the work directory {workdir}: creating {exc.filename or workdir} "
+        f"failed: {exc.strerror}; certpipe writes its outputs, manifest and lock there, so "
+        f"give a --workdir that you can write to"
+    )
+
+
+def create_workdir(workdir: Path) -> None:
+    """Create *workdir* and its parents, raising WorkdirUnusable when that fails."""
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise workdir_unusable(workdir, exc) from None
 
 
 class WorkdirLock:
@@ -32,8 +52,11 @@ class WorkdirLock:
         self.fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise workdir_unusable(self.path.parent.parent, exc) from None
         deadline = time.monotonic() + self.wait
         while True:
             try:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from certpipe.errors import CertpipeError, OpenSSLNotUsable
-from certpipe.secrets import Secret
+from certpipe.secrets import Secret, mask_secrets
 
 log = logging.getLogger("certpipe.openssl")
 
@@ -36,6 +36,15 @@ _VERSION_RE = re.compile(
     r"^(?P<flavour>OpenSSL|LibreSSL)\s+(?P<major>\d+)\.(?P<minor>\d+)\.(?P<patch>\d+)"
     r"(?P<letter>[a-z]*)(?P<suffix>[-+]\S*)?"
 )
+_LIBRARY_RE = re.compile(r"\(Library:\s*(?P<library>[^)]*)\)")
+
+# Messages with which openssl rejects an option it does not know: OpenSSL 3
+# ("Unknown option: -x", and "Unknown cipher: x" in pkcs12, which reads any
+# unknown option as a cipher name), OpenSSL 1.1.1 and LibreSSL
+# ("Unrecognized flag x").
+_REJECTED_OPTION_RE = re.compile(
+    r"(?:Unknown option:?|Unrecognized flag|unknown option|Unknown cipher:?)\s+'?-?(?P<option>[\w.-]+)"
+)
 
 
 @dataclass(frozen=True, order=True)
@@ -46,9 +55,18 @@ class Version:
     patch: int
     letter: str = ""
     text: str = field(default="", compare=False)
+    # The library version when the binary prints one that differs, such as
+    # "OpenSSL 3.0.2 (Library: OpenSSL 3.0.13)". Option choices follow the
+    # command-line tool's own version, because the tool parses the options.
+    library: str = field(default="", compare=False)
 
     def __str__(self) -> str:
-        return self.text or f"{self.flavour} {self.major}.{self.minor}.{self.patch}{self.letter}"
+        return self.text or self.short
+
+    @property
+    def short(self) -> str:
+        """The flavour and number, such as ``OpenSSL 1.0.2k``."""
+        return f"{self.flavour} {self.major}.{self.minor}.{self.patch}{self.letter}"
 
     @property
     def number(self) -> tuple[int, int, int, str]:
@@ -60,17 +78,26 @@ class Version:
 
 
 def parse_version(text: str) -> Version | None:
-    match = _VERSION_RE.match(text.strip())
-    if match is None:
-        return None
-    return Version(
-        flavour=match["flavour"],
-        major=int(match["major"]),
-        minor=int(match["minor"]),
-        patch=int(match["patch"]),
-        letter=match["letter"],
-        text=text.strip().splitlines()[0],
-    )
+    """Parse the output of ``openssl version``.
+
+    The first line that starts with OpenSSL or LibreSSL counts, so that a
+    warning printed before it does not hide the version.
+    """
+    for line in text.strip().splitlines():
+        match = _VERSION_RE.match(line.strip())
+        if match is None:
+            continue
+        library = _LIBRARY_RE.search(line)
+        return Version(
+            flavour=match["flavour"],
+            major=int(match["major"]),
+            minor=int(match["minor"]),
+            patch=int(match["patch"]),
+            letter=match["letter"],
+            text=line.strip(),
+            library=library["library"].strip() if library else "",
+        )
+    return None
 
 
 def is_supported(version: Version) -> bool:
@@ -80,6 +107,49 @@ def is_supported(version: Version) -> bool:
 
 
 SUPPORTED_TEXT = "OpenSSL 1.1.1 or newer (3.x recommended), or LibreSSL 3.0 or newer"
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """Options and behaviour of one openssl command-line tool, known from its version.
+
+    certpipe derives these from the one ``openssl version`` call of a run
+    instead of probing ``openssl CMD -help`` for each option, because every
+    probe is one more process (4 to 8 ms each on a 2-core machine). The
+    options below changed only at the versions named here (sources: the
+    pkcs12, pkcs8, req and x509 manual pages of OpenSSL 1.1.1 and 3.x, and
+    src/usr.bin/openssl/*.c of LibreSSL). If a build still rejects an
+    option, OpenSSL.run names it in its error.
+    """
+
+    pkcs12_iter: bool  # pkcs12 -iter N: OpenSSL 3.0 and later
+    pkcs12_legacy: bool  # pkcs12 -legacy: OpenSSL 3.0 and later
+    pkcs12_csp: bool  # pkcs12 -CSP: OpenSSL, LibreSSL before 4.0
+    pkcs12_pbmac1: bool  # pkcs12 -pbmac1_pbkdf2: OpenSSL 3.4 and later
+    pkcs8_prf_and_iter: bool  # pkcs8 -v2prf and -iter: OpenSSL, not LibreSSL
+    no_encryption_flag: str  # "-noenc" (OpenSSL 3.0 and later) or "-nodes"
+    x509_copy_extensions: bool  # x509 -req -copy_extensions: OpenSSL 3.0 and later
+    genrsa_writes_pkcs8: bool  # genrsa output: PKCS#8 from OpenSSL 3.0, else PKCS#1
+    # PKCS12_DEFAULT_ITER of all three flavours: the count pkcs12 uses
+    # for encryption and MAC when it has no -iter option.
+    pkcs12_default_iterations: int = 2048
+
+
+def capabilities_for(version: Version) -> Capabilities:
+    openssl3 = version.flavour == "OpenSSL" and version.major >= 3
+    libressl = version.flavour == "LibreSSL"
+    return Capabilities(
+        pkcs12_iter=openssl3,
+        pkcs12_legacy=openssl3,
+        # NOTE: LibreSSL removed -CSP in August 2024; 4.0.0 (October 2024) is
+        # the first release after that, inferred from the dates.
+        pkcs12_csp=not libressl or version.major < 4,
+        pkcs12_pbmac1=openssl3 and (version.major, version.minor) >= (3, 4),
+        pkcs8_prf_and_iter=not libressl,
+        no_encryption_flag="-noenc" if openssl3 else "-nodes",
+        x509_copy_extensions=openssl3,
+        genrsa_writes_pkcs8=openssl3,
+    )
 
 
 @dataclass(frozen=True)
@@ -114,11 +184,15 @@ def _indent(text: str, prefix: str) -> str:
     return "\n".join(prefix + line for line in text.rstrip("\n").splitlines())
 
 
+_CONTROL_RE = re.compile(r"[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 def _clip(data: bytes, secrets: Sequence[Secret]) -> str:
-    for secret in secrets:
-        if secret.value:
-            data = data.replace(secret.value, b"<hidden>")
+    data = mask_secrets(data, (secret.value for secret in secrets))
     text = data.decode("utf-8", "replace").replace("\x00", "\\0")
+    # Terminal escapes and other control characters from a broken binary must
+    # not reach the user's terminal or CI log as they are.
+    text = _CONTROL_RE.sub(lambda match: f"\\x{ord(match.group(0)):02x}", text)
     if len(text) > OUTPUT_LIMIT:
         cut = len(text) - OUTPUT_LIMIT
         text = f"[{cut} earlier characters cut]\n" + text[-OUTPUT_LIMIT:]
@@ -128,52 +202,85 @@ def _clip(data: bytes, secrets: Sequence[Secret]) -> str:
 class OpenSSL:
     """One openssl binary with its detected version."""
 
-    def __init__(self, path: str, version: Version):
+    def __init__(self, path: str, version: Version, source: str = "PATH"):
         self.path = path
         self.version = version
+        self.source = source  # where the path came from: --openssl, CERTPIPE_OPENSSL or PATH
+        self.capabilities = capabilities_for(version)
         self.calls = 0
         # Called with the running sh command once each call has started, so
         # the caller can work meanwhile; it must return before openssl is waited for.
         self.while_waiting: Callable[[Any], None] | None = None
 
+    def describe(self) -> str:
+        library = self.version.library
+        same = not library or library.split()[:2] == self.version.text.split()[:2]
+        shown = self.version.short if same else f"{self.version.short}, library {library}"
+        return f"{self.path} ({shown}, from {self.source})"
+
+    def require(self, available: bool, feature: str, needed: str) -> None:
+        """Raise OpenSSLNotUsable (exit 2) when this openssl lacks *feature*."""
+        if not available:
+            raise OpenSSLNotUsable(
+                f"{feature} needs {needed}, but the openssl binary {self.path} (from "
+                f"{self.source}) is {self.version}; install a newer openssl and name it with "
+                f"--openssl or CERTPIPE_OPENSSL, or change the setting"
+            )
+
     @classmethod
     def discover(cls, explicit: str | None = None) -> "OpenSSL":
-        """Locate openssl (explicit path, $CERTPIPE_OPENSSL, then PATH) and check its version."""
-        path = locate(explicit)
-        version = cls.probe_version(path)
-        return cls(path, version)
+        """Locate openssl (explicit path, $CERTPIPE_OPENSSL, then PATH) and check its version.
+
+        Raise OpenSSLNotUsable, which exits 2, naming the binary, where its
+        path came from, what it is and what is needed.
+        """
+        path, source = locate(explicit)
+        version = cls.probe_version(path, source)
+        found = cls(path, version, source)
+        log.info("using openssl %s", found.describe())
+        return found
 
     @staticmethod
-    def probe_version(path: str) -> Version:
+    def probe_version(path: str, source: str = "PATH") -> Version:
         import sh
 
+        where = f"openssl binary {path} (from {source})"
         try:
             result = sh.Command(path)(
                 "version", _return_cmd=True, _tty_out=False, _new_session=True,
                 _timeout=30, _env=dict(os.environ),
             )
         except sh.CommandNotFound:
-            raise OpenSSLNotUsable(f"openssl binary {path} cannot be run") from None
+            raise OpenSSLNotUsable(f"{where} cannot be run; needed: {SUPPORTED_TEXT}") from None
         except sh.TimeoutException:
-            raise OpenSSLNotUsable(f"'{path} version' did not answer within 30 seconds") from None
-        except sh.ErrorReturnCode as exc:
             raise OpenSSLNotUsable(
-                f"'{path} version' failed with exit code {exc.exit_code}; "
-                f"is it really openssl? Needed: {SUPPORTED_TEXT}"
+                f"'{path} version' (from {source}) did not finish within 30 seconds; "
+                f"needed: {SUPPORTED_TEXT}"
+            ) from None
+        except sh.ErrorReturnCode as exc:
+            code = exc.exit_code
+            reason = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+            raise OpenSSLNotUsable(
+                f"'{path} version' (from {source}) {reason}; is it really openssl? "
+                f"Needed: {SUPPORTED_TEXT}"
             ) from None
         except OSError as exc:
-            raise OpenSSLNotUsable(f"openssl binary {path} cannot be run: {exc.strerror}") from None
+            raise OpenSSLNotUsable(
+                f"{where} cannot be run: {exc.strerror}; needed: {SUPPORTED_TEXT}"
+            ) from None
         text = result.stdout.decode("utf-8", "replace").strip()
         version = parse_version(text)
         if version is None:
             shown = text.splitlines()[0][:80] if text else "nothing"
             raise OpenSSLNotUsable(
-                f"cannot tell the version of {path}: 'openssl version' printed {shown!r}; "
+                f"cannot tell the version of {where}: 'openssl version' printed {shown!r}; "
                 f"needed: {SUPPORTED_TEXT}"
             )
         if not is_supported(version):
             raise OpenSSLNotUsable(
-                f"{path} is {version}, which is too old; needed: {SUPPORTED_TEXT}"
+                f"{path} is {version}, which is too old; needed: {SUPPORTED_TEXT}. Install a "
+                f"newer openssl and name it with --openssl or CERTPIPE_OPENSSL (this one came "
+                f"from {source})"
             )
         return version
 
@@ -232,7 +339,15 @@ class OpenSSL:
             output = _clip(exc.stderr + exc.stdout, secrets)
             code = exc.exit_code
             reason = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
-            raise OpenSSLCallFailed(f"openssl {reason}", command, output) from None
+            summary = f"openssl {reason}"
+            rejected = _REJECTED_OPTION_RE.search(output)
+            if rejected and f"-{rejected['option']}" in command:
+                summary += (
+                    f": {self.path} ({self.version.short}) rejected the option "
+                    f"-{rejected['option']}, which certpipe chose for this version; this "
+                    f"build lacks it, so use another openssl (--openssl or CERTPIPE_OPENSSL)"
+                )
+            raise OpenSSLCallFailed(summary, command, output) from None
         except BaseException:
             # Ctrl-C or another interruption: do not leave openssl running.
             stop()
@@ -240,38 +355,82 @@ class OpenSSL:
         finally:
             timer.cancel()
         result = process
+        _check_out_written(command, _clip(result.stderr + result.stdout, secrets))
         duration = time.monotonic() - started
         log.debug("[%s] exit 0 in %.3f s", step, duration)
         return Outcome(command, result.exit_code, result.stdout, result.stderr, duration)
 
 
-def locate(explicit: str | None = None) -> str:
-    """Return the openssl binary to use: *explicit*, $CERTPIPE_OPENSSL, then PATH."""
+def locate(explicit: str | None = None) -> tuple[str, str]:
+    """Return the openssl binary to use and where its path came from.
+
+    The order is *explicit* (--openssl), $CERTPIPE_OPENSSL, then PATH; the
+    second value names the one used. Raise OpenSSLNotUsable when none is found.
+    """
     source = "--openssl"
     wanted = explicit
     if not wanted:
+        # An empty CERTPIPE_OPENSSL counts as unset, as in most shells' idioms.
         wanted = os.environ.get("CERTPIPE_OPENSSL") or None
         source = "CERTPIPE_OPENSSL"
     if wanted:
-        return _resolve_binary(wanted, source)
+        return _resolve_binary(wanted, source), source
     found = shutil.which("openssl")
     if found is None:
         raise OpenSSLNotUsable(
-            "openssl not found on PATH; install it (Debian/Ubuntu: apt-get install "
-            "openssl) or name the binary with --openssl or CERTPIPE_OPENSSL"
+            f"openssl not found on PATH; needed: {SUPPORTED_TEXT}. Install it "
+            f"(Debian/Ubuntu: apt-get install openssl) or name the binary with "
+            f"--openssl or CERTPIPE_OPENSSL"
         )
-    return found
+    return found, "PATH"
+
+
+def _check_out_written(command: Sequence[str], output: str) -> None:
+    """Raise OpenSSLCallFailed when openssl exited 0 but left its -out file missing or empty."""
+    # The last -out is the option: certpipe puts it at the end, after any
+    # value (a friendly name, say) that could itself read "-out".
+    positions = [i for i, part in enumerate(command[:-1]) if part == "-out"]
+    if not positions:
+        return
+    try:
+        size = os.stat(command[positions[-1] + 1]).st_size
+    except OSError:
+        size = -1
+    if size <= 0:
+        state = "is empty" if size == 0 else "was not written"
+        raise OpenSSLCallFailed(f"openssl exited with code 0, but its output file {state}",
+                                command, output)
 
 
 def _resolve_binary(wanted: str, source: str) -> str:
+    """Return the path of *wanted*: a path with a slash, or a name looked up on PATH."""
+    needed = f"needed: {SUPPORTED_TEXT}"
+    if wanted != wanted.strip() or "\x00" in wanted:
+        raise OpenSSLNotUsable(
+            f"openssl binary {wanted!r} (from {source}) has leading or trailing spaces or a NUL "
+            f"byte; give the path alone"
+        )
     path = Path(wanted).expanduser()
-    if os.sep not in wanted:
+    if os.sep not in wanted and not wanted.startswith("~"):
         found = shutil.which(wanted)
         if found is None:
-            raise OpenSSLNotUsable(f"openssl binary {wanted!r} (from {source}) not found on PATH")
+            raise OpenSSLNotUsable(
+                f"openssl binary {wanted!r} (from {source}) not found on PATH; {needed}"
+            )
         return found
+    if path.is_symlink() and not path.exists():
+        raise OpenSSLNotUsable(
+            f"openssl binary {path} (from {source}) is a symbolic link to "
+            f"{os.readlink(path)}, which does not exist; {needed}"
+        )
     if not path.exists():
-        raise OpenSSLNotUsable(f"openssl binary {path} (from {source}) does not exist")
-    if path.is_dir() or not os.access(path, os.X_OK):
-        raise OpenSSLNotUsable(f"openssl binary {path} (from {source}) is not an executable file")
+        raise OpenSSLNotUsable(f"openssl binary {path} (from {source}) does not exist; {needed}")
+    if path.is_dir():
+        raise OpenSSLNotUsable(
+            f"openssl binary {path} (from {source}) is a folder, not a program; {needed}"
+        )
+    if not os.access(path, os.X_OK):
+        raise OpenSSLNotUsable(
+            f"openssl binary {path} (from {source}) is not executable (chmod +x it); {needed}"
+        )
     return str(path)

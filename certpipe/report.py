@@ -202,7 +202,7 @@ def _step_data(step: StepReport) -> dict[str, Any]:
 
 def write_json_report(result: BatchReport, path: Path) -> None:
     text = json.dumps(report_data(result), indent=2, ensure_ascii=False) + "\n"
-    atomic_write(path, text.encode("utf-8"))
+    atomic_write(path, text.encode("utf-8"), create_folders=False)
 
 
 def load_report_schema() -> dict[str, Any]:
@@ -305,4 +305,4 @@ def write_junit(result: BatchReport, path: Path) -> None:
     tree = junit_tree(result)
     ET.indent(tree)
     data = ET.tostring(tree.getroot(), encoding="utf-8", xml_declaration=True) + b"\n"
-    atomic_write(path, data)
+    atomic_write(path, data, create_folders=False)

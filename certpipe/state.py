@@ -15,11 +15,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from certpipe import __version__, lazylog
-from certpipe.fsutil import STATE_DIR, TEMP_MARK, atomic_write
+from certpipe.fsutil import MAX_INPUT_BYTES, STATE_DIR, TEMP_MARK, atomic_write
 
 log = lazylog.get_logger("certpipe.state")
 
@@ -34,7 +35,17 @@ def resolve_path(workdir: Path, value: str) -> Path:
 
 
 def file_sha256(path: Path) -> str | None:
+    """Return the SHA-256 of the regular file *path*; None if it is missing, not a
+    regular file, or larger than MAX_INPUT_BYTES.
+
+    A FIFO or a device is never opened because reading one could block or
+    never end, and a file too large to be an input is not hashed. The step
+    that reads the file then reports what is wrong with it.
+    """
     try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_INPUT_BYTES:
+            return None
         with path.open("rb") as handle:
             digest = hashlib.sha256()
             for chunk in iter(lambda: handle.read(1 << 16), b""):
@@ -229,9 +240,14 @@ class State:
             "openssl": self.openssl,
             "steps": {name: record.to_json() for name, record in self.steps.items()},
         }
+        content = (json.dumps(data, indent=1, sort_keys=True) + "\n").encode()
+        try:
+            if self.path.read_bytes() == content:
+                return  # unchanged: leave the file (and its time stamp) alone
+        except OSError:
+            pass
         self.path.parent.mkdir(mode=0o700, exist_ok=True)
-        atomic_write(self.path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode(),
-                     mode=0o600)
+        atomic_write(self.path, content, mode=0o600)
 
     def cached_steps(self, key: str) -> list[dict[str, Any]] | None:
         """Return the cached resolved steps when they were stored under *key*."""

@@ -260,6 +260,40 @@ def test_secret_in_stderr_is_masked(cli, write_pipeline, tmp_path, ca_env):
     assert CA_PASS not in result.out
 
 
+def test_short_secret_does_not_garble_paths(cli, write_pipeline, tmp_path, ca_env,
+                                           monkeypatch):
+    monkeypatch.setenv("CI_CA_PASS", "x")
+    tool = _fail_script(tmp_path, """\
+        echo "request for $1 denied" >&2
+        exit 2
+        """)
+    pipeline = write_pipeline(_pipeline([str(tool), "{csr}", "{out}"], csr="www.example.csr"))
+
+    result = cli("run", pipeline, "--workdir", tmp_path / "w")
+
+    csr = tmp_path / "w" / "www.example.csr"
+    assert result.exit_code == 1
+    assert f"command: {tool} {csr} " in result.err
+    assert f"request for {csr} denied" in result.err
+    assert "<hidden>" not in result.err
+
+
+def test_secret_in_path_not_masked_in_command(cli, write_pipeline, tmp_path, ca_env,
+                                              monkeypatch):
+    monkeypatch.setenv("CI_CA_PASS", "example")
+    tool = _fail_script(tmp_path, """\
+        echo "key pass $SIGN_CSR_KEY_PASS rejected" >&2
+        exit 2
+        """)
+    pipeline = write_pipeline(_pipeline([str(tool), "{csr}", "{out}"], csr="www.example.csr"))
+
+    result = cli("run", pipeline, "--workdir", tmp_path / "w")
+
+    assert result.exit_code == 1
+    assert f"command: {tool} {tmp_path / 'w' / 'www.example.csr'} " in result.err
+    assert "key pass <hidden> rejected" in result.err
+
+
 def test_long_stderr_is_cut(cli, write_pipeline, tmp_path, ca_env):
     tool = _fail_script(tmp_path, """\
         i=0
@@ -454,3 +488,135 @@ def test_output_is_own_input_rejected(cli, write_pipeline):
 
     assert result.exit_code == 2
     assert "'www.csr' is already written by step 'csr'" in result.err
+
+
+def test_relative_workdir_gives_absolute_paths(cli, tmp_path, ca_env, pfx_password,
+                                               monkeypatch):
+    monkeypatch.setenv("CA_KEY_PASS", CA_PASS)
+    recorder = _fail_script(tmp_path, f"""\
+        printf '%s\\n' "$@" > "{tmp_path}/argv"
+        exec sh "{SIGNER}" "$@"
+        """)
+    monkeypatch.chdir(tmp_path)
+
+    result = cli("run", PIPELINES / "iis-command-ca.yaml", "--workdir", "OUTB",
+                 "--set", f"ca_tool={recorder}")
+
+    assert result.exit_code == 0, result.err
+    csr_arg, out_arg = (tmp_path / "argv").read_text().splitlines()
+    assert csr_arg == str(tmp_path / "OUTB" / "www.example.test.csr")
+    assert out_arg.startswith(str(tmp_path / "OUTB" / ".certpipe") + "/")
+    assert out_arg.endswith("/ca-reply.pem")
+    assert (tmp_path / "OUTB" / "www.example.test.pfx").is_file()
+
+
+def _env_dump_pipeline(tool: Path) -> str:
+    """Return a pipeline whose 'sign' step runs *tool*, and a second command_ca step."""
+    return _pipeline([str(tool), "{csr}", "{out}"], with_pfx=True) + (
+        "  - name: second-sign\n"
+        "    kind: command_ca\n"
+        "    csr: www.csr\n"
+        f"    command: {json.dumps(['sh', str(SIGNER), '{csr}', '{out}'])}\n"
+        "    environment:\n"
+        "      SIGN_CSR_KEY_PASS: env:CI_CA_PASS\n"
+        "      OTHER_TOKEN: env:OTHER_CA_TOKEN\n"
+        "    out: second-reply.pem\n"
+    )
+
+
+def _dump_env_tool(tmp_path: Path) -> Path:
+    return _fail_script(tmp_path, f"""\
+        env > "{tmp_path}/env-dump"
+        exec sh "{SIGNER}" "$@"
+        """)
+
+
+def _dumped_names(tmp_path: Path) -> set[str]:
+    lines = (tmp_path / "env-dump").read_text().splitlines()
+    return {line.partition("=")[0] for line in lines if "=" in line}
+
+
+def test_environment_withholds_pipeline_secrets(cli, write_pipeline, tmp_path, ca_env,
+                                                pfx_password, monkeypatch):
+    monkeypatch.setenv("OTHER_CA_TOKEN", "other-token-value")
+    monkeypatch.setenv("CERTPIPE_PASSIN", "stale-passin")
+    monkeypatch.setenv("CERTPIPE_PASSOUT", "stale-passout")
+    monkeypatch.setenv("UNRELATED_SETTING", "kept")
+    pipeline = write_pipeline(_env_dump_pipeline(_dump_env_tool(tmp_path)))
+
+    result = cli("run", pipeline, "--workdir", tmp_path / "w")
+
+    assert result.exit_code == 0, result.err
+    names = _dumped_names(tmp_path)
+    assert "SIGN_CSR_KEY_PASS" in names
+    assert "UNRELATED_SETTING" in names
+    assert "PATH" in names
+    assert "PFX_PASSWORD" not in names
+    assert "CI_CA_PASS" not in names
+    assert "OTHER_CA_TOKEN" not in names
+    assert "CERTPIPE_PASSIN" not in names
+    assert "CERTPIPE_PASSOUT" not in names
+    dump = (tmp_path / "env-dump").read_text()
+    assert pfx_password not in dump
+    assert "other-token-value" not in dump
+
+
+def test_environment_passes_named_secret(cli, write_pipeline, tmp_path, ca_env,
+                                         pfx_password, monkeypatch):
+    monkeypatch.setenv("OTHER_CA_TOKEN", "other-token-value")
+    sign_environment = "      SIGN_CSR_KEY_PASS: env:CI_CA_PASS\n"
+    text = _env_dump_pipeline(_dump_env_tool(tmp_path)).replace(
+        sign_environment, sign_environment + "      PFX_PASSWORD: env:PFX_PASSWORD\n", 1)
+    pipeline = write_pipeline(text)
+
+    result = cli("run", pipeline, "--workdir", tmp_path / "w")
+
+    assert result.exit_code == 0, result.err
+    names = _dumped_names(tmp_path)
+    assert "PFX_PASSWORD" in names
+    assert "SIGN_CSR_KEY_PASS" in names
+    assert "CI_CA_PASS" not in names
+    assert "OTHER_CA_TOKEN" not in names
+
+
+def test_pipeline_collects_secret_sources(write_pipeline):
+    from certpipe.pipeline.model import load_pipeline
+
+    text = _pipeline(["ca-tool", "{csr}", "{out}"], with_pfx=True) + textwrap.indent(
+        textwrap.dedent("""\
+            - name: csr2
+              kind: csr
+              key: www.key
+              key_passphrase: env:CSR_KEY_PASS
+              subject: {CN: www.example.test}
+              out: www2.csr
+            - name: reply2
+              kind: ca_reply
+              reply: other.pfx
+              reply_password: env:REPLY_PASS
+              key: www.key
+              key_passphrase: env:REPLY_KEY_PASS
+              cert_out: www2.crt
+              chain_out: www2.chain.pem
+            - name: files
+              kind: server_files
+              format: pkcs8_key
+              key: www.key
+              key_passphrase: env:FILES_KEY_PASS
+              passphrase: env:PKCS8_PASS
+              out: www.p8
+            - name: pfx2
+              kind: pkcs12
+              key: www.key
+              cert: www.crt
+              password: file:pfx-password.txt
+              out: www2.pfx
+            """), "  ")
+
+    pipeline = load_pipeline(write_pipeline(text))
+
+    assert pipeline.secret_env_names == {
+        "CI_CA_PASS", "PFX_PASSWORD", "CSR_KEY_PASS", "REPLY_PASS", "REPLY_KEY_PASS",
+        "FILES_KEY_PASS", "PKCS8_PASS",
+    }
+    assert pipeline.step("sign").pipeline_secret_env == pipeline.secret_env_names

@@ -125,3 +125,65 @@ def test_missing_password_variable_names_it(cli, tmp_path, monkeypatch):
 
 def test_pipeline_paths_are_files(tmp_path: Path):
     assert (PIPELINES / "iis.yaml").is_file()
+
+
+def _play_ca(cli, tmp_path: Path, work: Path) -> None:
+    """Sign the work folder's CSR with a local CA kept in tmp_path/ca and save the reply."""
+    ca = tmp_path / "ca"
+    ca.mkdir(exist_ok=True)
+    shutil.copy(work / "www.example.test.csr", ca / "request.csr")
+    signer = tmp_path / "signer.yaml"
+    signer.write_text(
+        "version: 1\nsteps:\n  - name: sign\n    kind: local_ca\n    csr: request.csr\n"
+        "    out: reply.p7b\n", encoding="utf-8")
+    assert cli("run", signer, "--workdir", ca).exit_code == 0
+    shutil.copy(ca / "reply.p7b", work / "certnew.p7b")
+
+
+def test_rekey_with_old_reply_is_pending(cli, tmp_path, pfx_password):
+    work = tmp_path / "work"
+    assert cli("run", PIPELINES / "iis.yaml", "--workdir", work).exit_code == 75
+    _play_ca(cli, tmp_path, work)
+    assert cli("run", PIPELINES / "iis.yaml", "--workdir", work).exit_code == 0
+
+    result = cli("run", PIPELINES / "iis.yaml", "--workdir", work, "--rekey")
+
+    assert result.exit_code == 75, result.err
+    backups = list(work.glob("www.example.test.key.replaced-*"))
+    assert len(backups) == 1
+    assert "waiting for the CA's reply" in result.err
+    assert f"{work / 'certnew.p7b'} holds the certificate for the replaced key" in result.err
+    assert str(backups[0]) in result.err
+    assert f"Send the new CSR {work / 'www.example.test.csr'} to your CA" in result.err
+    assert "does not belong to the key" not in result.err
+
+    again = cli("run", PIPELINES / "iis.yaml", "--workdir", work)
+
+    assert again.exit_code == 75, again.err
+    assert str(backups[0]) in again.err
+
+    _play_ca(cli, tmp_path, work)
+    done = cli("run", PIPELINES / "iis.yaml", "--workdir", work)
+
+    assert done.exit_code == 0, done.err
+    bundle = pkcs12.load_pkcs12((work / "www.example.test.pfx").read_bytes(),
+                                pfx_password.encode())
+    assert bundle.cert is not None
+    assert bundle.key is not None
+    assert bundle.cert.certificate.public_key() == bundle.key.public_key()
+
+
+def test_rekey_then_foreign_reply_fails(cli, tmp_path, pfx_password):
+    other = tmp_path / "other"
+    assert cli("run", PIPELINES / "iis-local-ca.yaml", "--workdir", other).exit_code == 0
+    work = tmp_path / "work"
+    assert cli("run", PIPELINES / "iis.yaml", "--workdir", work).exit_code == 75
+    _play_ca(cli, tmp_path, work)
+    assert cli("run", PIPELINES / "iis.yaml", "--workdir", work, "--rekey").exit_code == 75
+    shutil.copy(other / "ca-reply.p7b", work / "certnew.p7b")
+
+    result = cli("run", PIPELINES / "iis.yaml", "--workdir", work)
+
+    assert result.exit_code == 1
+    assert "does not belong to the key" in result.err
+    assert "replaced key" not in result.err

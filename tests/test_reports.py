@@ -130,7 +130,8 @@ def test_unwritable_report_is_usage_error(cli, tmp_path, pfx_password):
     blocker.write_text("")
     result = cli("run", LOCAL_CA, "--workdir", tmp_path / "w", "--report", blocker / "r.json")
     assert result.exit_code == 2
-    assert f"cannot write {blocker / 'r.json'}" in result.err
+    assert f"--report {blocker / 'r.json'}: {blocker} is a file, not a folder" in result.err
+    assert not (tmp_path / "w").exists(), "nothing runs when a report path is unusable"
 
 
 class Terminal(io.StringIO):
@@ -179,3 +180,148 @@ def test_verbose_run_logs_openssl_commands(cli, tmp_path, pfx_password):
     assert quiet.exit_code == 0
     assert quiet.out == ""
     assert quiet.err == ""
+
+
+# --- report paths that must not be written ------------------------------------------------
+
+
+@pytest.fixture
+def made_work(cli, tmp_path, pfx_password):
+    pipeline = tmp_path / "pipeline.yaml"
+    pipeline.write_bytes(LOCAL_CA.read_bytes())
+    work = tmp_path / "work"
+    assert cli("run", pipeline, "--workdir", work).exit_code == 0
+    return pipeline, work
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+@pytest.mark.parametrize("option", ["--report", "--junit"])
+def test_report_over_private_key_rejected(cli, made_work, option):
+    pipeline, work = made_work
+    key = work / "www.example.test.key"
+    before = key.read_bytes()
+    result = cli("run", pipeline, "--workdir", work, option, key)
+    assert result.exit_code == 2
+    assert f"{option} {key}: the file contains a private key" in result.err
+    assert key.read_bytes() == before
+
+
+@pytest.mark.parametrize("option", ["--report", "--junit"])
+def test_report_over_pipeline_rejected(cli, made_work, option):
+    pipeline, work = made_work
+    before = pipeline.read_bytes()
+    result = cli("run", pipeline, "--workdir", work, option, pipeline)
+    assert result.exit_code == 2
+    assert f"{option} {pipeline}: is the pipeline file" in result.err
+    assert pipeline.read_bytes() == before
+
+
+def test_report_through_symlink_rejected(cli, made_work, tmp_path):
+    pipeline, work = made_work
+    link = tmp_path / "innocent.json"
+    link.symlink_to(pipeline)
+    before = pipeline.read_bytes()
+    result = cli("run", pipeline, "--workdir", work, "--report", link)
+    assert result.exit_code == 2
+    assert "is the pipeline file" in result.err
+    assert pipeline.read_bytes() == before
+    assert link.is_symlink()
+
+
+def test_report_over_future_output_rejected(cli, write_pipeline, tmp_path):
+    pipeline = write_pipeline("""\
+        version: 1
+        steps:
+          - name: key
+            kind: private_key
+            algorithm: ec
+            out: site.key
+        """)
+    work = tmp_path / "work"
+    work.mkdir()
+    result = cli("run", pipeline, "--workdir", work, "--report", work / "site.key")
+    assert result.exit_code == 2
+    assert f"--report {work / 'site.key'}: is site.key, a file of step 'key'" in result.err
+    assert list(work.iterdir()) == []
+
+
+def test_report_over_output_when_up_to_date(cli, made_work):
+    pipeline, work = made_work
+    pfx = work / "www.example.test.pfx"
+    pfx.unlink()
+    assert cli("run", pipeline, "--workdir", work).exit_code == 0
+    before = snapshot(work)
+    # Up to date: decided from the manifest, so the check uses the recorded outputs.
+    result = cli("run", pipeline, "--workdir", work, "--report", work / "missing.json")
+    assert result.exit_code == 0
+    (work / "missing.json").unlink()
+    crt = work / "www.example.test.crt"
+    crt.unlink()
+    result = cli("run", pipeline, "--workdir", work, "--junit", crt)
+    assert result.exit_code == 2
+    assert f"--junit {crt}: is www.example.test.crt, a file of step" in result.err
+    assert not crt.exists()
+    assert snapshot(work) == {k: v for k, v in before.items() if k != "www.example.test.crt"}
+
+
+def test_report_in_state_folder_rejected(cli, made_work):
+    pipeline, work = made_work
+    target = work / ".certpipe" / "report.json"
+    result = cli("run", pipeline, "--workdir", work, "--report", target)
+    assert result.exit_code == 2
+    assert f"is inside {work / '.certpipe'}" in result.err
+    assert not target.exists()
+
+
+def test_report_over_other_file_rejected(cli, made_work, tmp_path):
+    pipeline, work = made_work
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"mine": true}\n', encoding="utf-8")
+    result = cli("run", pipeline, "--workdir", work, "--report", notes)
+    assert result.exit_code == 2
+    assert "the file exists and is not an earlier JSON report" in result.err
+    assert notes.read_text(encoding="utf-8") == '{"mine": true}\n'
+
+
+def test_report_replaces_earlier_report(cli, made_work, tmp_path):
+    pipeline, work = made_work
+    report, junit_file = tmp_path / "r.json", tmp_path / "j.xml"
+    for _ in range(2):
+        result = cli("run", pipeline, "--workdir", work, "--report", report, "--junit",
+                     junit_file)
+        assert result.exit_code == 0
+    assert validate(report)["status"] == "ok"
+    assert junit(junit_file) is not None
+    swapped = cli("run", pipeline, "--workdir", work, "--report", junit_file)
+    assert swapped.exit_code == 2
+    assert "is not an earlier JSON report" in swapped.err
+
+
+def test_report_folder_missing_not_created(cli, made_work, tmp_path):
+    pipeline, work = made_work
+    target = tmp_path / "absent" / "deeper" / "r.json"
+    result = cli("run", pipeline, "--workdir", work, "--report", target)
+    assert result.exit_code == 2
+    assert f"the folder {target.parent} does not exist" in result.err
+    assert not (tmp_path / "absent").exists()
+
+
+def test_report_parent_is_file(cli, made_work, tmp_path):
+    pipeline, work = made_work
+    afile = tmp_path / "afile"
+    afile.write_text("x", encoding="utf-8")
+    result = cli("run", pipeline, "--workdir", work, "--report", afile / "r.json")
+    assert result.exit_code == 2
+    assert f"{afile} is a file, not a folder" in result.err
+
+
+def test_report_and_junit_same_path(cli, made_work, tmp_path):
+    pipeline, work = made_work
+    target = tmp_path / "both"
+    result = cli("run", pipeline, "--workdir", work, "--report", target, "--junit", target)
+    assert result.exit_code == 2
+    assert "--report and --junit both name" in result.err

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import stat
+import string
 from pathlib import Path
 
 import pytest
@@ -82,6 +84,89 @@ def test_key_step_never_overwrites_unreadable_file(write_pipeline, tmp_path):
     assert (tmp_path / "site.key").read_bytes() == b"not a key\n"
 
 
+KEY_PASS = "key pass $1"
+ENCRYPTED_KEY_PIPELINE = """\
+version: 1
+steps:
+  - name: key
+    kind: private_key
+    algorithm: ec
+    key_passphrase: env:KEY_PASS
+    out: site.key
+  - name: csr
+    kind: csr
+    key: site.key
+    key_passphrase: env:KEY_PASS
+    subject: {CN: www.example.test}
+    out: site.csr
+"""
+
+
+def make_encrypted_key(path: Path) -> bytes:
+    make_key(path.with_name("plain.key"))
+    openssl("pkey", "-in", path.with_name("plain.key"), "-aes256", "-passout",
+            f"pass:{KEY_PASS}", "-out", path)
+    path.with_name("plain.key").unlink()
+    return path.read_bytes()
+
+
+def test_key_step_keeps_encrypted_key(cli, write_pipeline, tmp_path, monkeypatch):
+    monkeypatch.setenv("KEY_PASS", KEY_PASS)
+    work = tmp_path / "work"
+    work.mkdir()
+    before = make_encrypted_key(work / "site.key")
+
+    result = cli("run", write_pipeline(ENCRYPTED_KEY_PIPELINE), "--workdir", work)
+
+    assert result.exit_code == 0, result.err
+    assert "key (private_key) " in result.out
+    assert "kept site.key" in result.out
+    assert (work / "site.key").read_bytes() == before
+    assert (work / "site.csr").is_file()
+    assert KEY_PASS not in result.out + result.err
+
+
+def test_key_step_encrypted_key_without_passphrase(write_pipeline, tmp_path):
+    before = make_encrypted_key(tmp_path / "site.key")
+    step, = build(write_pipeline, KEY_STEP.format(algorithm="ec", size="curve: P-256"))
+
+    with pytest.raises(CheckFailed) as info:
+        step.run(context(tmp_path))
+
+    message = str(info.value)
+    assert "site.key is an encrypted private key" in message
+    assert "give a passphrase source with the step's key_passphrase setting" in message
+    assert "never overwrites" not in message
+    assert (tmp_path / "site.key").read_bytes() == before
+
+
+def test_key_step_wrong_passphrase(write_pipeline, tmp_path, monkeypatch):
+    monkeypatch.setenv("KEY_PASS", "not the passphrase")
+    before = make_encrypted_key(tmp_path / "site.key")
+    text = ENCRYPTED_KEY_PIPELINE.split("  - name: csr")[0]
+    step, = build(write_pipeline, text)
+
+    with pytest.raises(CheckFailed) as info:
+        step.run(context(tmp_path))
+
+    assert "wrong passphrase for" in str(info.value)
+    assert "(from env:KEY_PASS)" in str(info.value)
+    assert "not the passphrase" not in str(info.value)
+    assert (tmp_path / "site.key").read_bytes() == before
+
+
+def test_key_step_new_key_unencrypted(write_pipeline, tmp_path, monkeypatch):
+    monkeypatch.setenv("KEY_PASS", KEY_PASS)
+    text = ENCRYPTED_KEY_PIPELINE.split("  - name: csr")[0]
+    step, = build(write_pipeline, text)
+
+    result = step.run(context(tmp_path))
+
+    assert result.made == ["site.key"]
+    assert b"ENCRYPTED" not in (tmp_path / "site.key").read_bytes()
+    assert stat.S_IMODE((tmp_path / "site.key").stat().st_mode) == 0o600
+
+
 def test_rekey_keeps_old_key_as_backup(write_pipeline, tmp_path):
     make_key(tmp_path / "site.key")
     before = (tmp_path / "site.key").read_bytes()
@@ -130,6 +215,44 @@ def test_csr_keeps_special_characters_literal(write_pipeline, tmp_path):
     dns, ips = checks.alt_names(csr)
     assert dns == ["www.example.test", "example.test", "*.example.test"]
     assert ips == ["192.0.2.7", "2001:db8::1"]
+
+
+def test_csr_round_trips_all_punctuation(write_pipeline, tmp_path):
+    # Each punctuation character at the start, inside and at the end of a value.
+    per_character = [f"{c}a{c}b{c}" for c in string.punctuation]
+    organization = "Müller & Söhne; `x` 'q' \"d\" \\ #1 $HOME ${x} Ærø 東京 🙂"
+    subject = {
+        "O": organization,
+        "ST": string.punctuation,
+        "OU": per_character[:16],
+        "L": per_character[16:],
+        "CN": "www.example.test",
+    }
+    dns = ["a-b_c.example.test", "*.x_y-z.example.test", "UPPER.Example.TEST."]
+    text = (
+        "version: 1\n"
+        "steps:\n"
+        "  - name: csr\n"
+        "    kind: csr\n"
+        "    key: site.key\n"
+        f"    subject: {json.dumps(subject, ensure_ascii=False)}\n"
+        f"    subject_alt_names: {{dns: {json.dumps(dns)}}}\n"
+        "    out: site.csr\n"
+    ).replace("$", "$$")  # a literal '$' in a pipeline is written '$$'
+    make_key(tmp_path / "site.key")
+    step, = build(write_pipeline, text)
+
+    step.run(context(tmp_path))
+
+    csr = read_csr(tmp_path / "site.csr")
+    expected = [("O", organization), ("ST", string.punctuation)]
+    expected += [("OU", value) for value in per_character[:16]]
+    expected += [("L", value) for value in per_character[16:]]
+    expected += [("CN", "www.example.test")]
+    assert checks.name_attributes(csr.subject) == expected
+    alt_dns, _ = checks.alt_names(csr)
+    assert alt_dns == ["www.example.test", "a-b_c.example.test", "*.x_y-z.example.test",
+                       "upper.example.test"]
 
 
 def test_csr_with_encrypted_key(write_pipeline, tmp_path, monkeypatch):

@@ -9,6 +9,8 @@ Items that share a public key belong together.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -18,11 +20,14 @@ from cryptography.hazmat.primitives import hashes
 
 from certpipe.artifacts import checks
 from certpipe.artifacts.chain import build_chain, is_ca, is_self_signed
-from certpipe.artifacts.intake import Contents, PemBlock, read_contents, with_article
+from certpipe.artifacts.intake import (
+    MAX_ARTIFACT_BYTES, Contents, PemBlock, read_contents, with_article,
+)
 from certpipe.artifacts.keys import (
     describe_key_type, key_cipher, load_key_block, public_key_fingerprint,
 )
 from certpipe.errors import ArtifactError
+from certpipe.fsutil import describe_file_type
 from certpipe.secrets import Secret
 
 # File name endings and the content they promise, for "the name says X" notes.
@@ -321,15 +326,43 @@ def chains(reports: Sequence[FileReport], now: dt.datetime | None = None) -> lis
     return result
 
 
-def expand_paths(paths: Sequence[Path], recursive: bool = False) -> list[Path]:
-    """Replace each folder by the files in it (sorted, hidden files left out)."""
+def expand_paths(paths: Sequence[Path], recursive: bool = False,
+                 skipped: list[str] | None = None) -> list[Path]:
+    """Replace each folder by the files in it (sorted, hidden files left out).
+
+    In a folder, entries that are not regular files after following symlinks
+    (FIFOs, devices, sockets) and files larger than MAX_ARTIFACT_BYTES are left
+    out with a note in *skipped*, so one stray download or pipe does not fail
+    the walk. A path named directly is kept, and reading it reports the problem.
+    """
     files: list[Path] = []
     for path in paths:
         if not path.is_dir():
             files.append(path)
             continue
         pattern = "**/*" if recursive else "*"
-        files += sorted(p for p in path.glob(pattern)
-                        if p.is_file() and not any(part.startswith(".")
-                                                   for part in p.relative_to(path).parts))
+        for found in sorted(path.glob(pattern)):
+            if any(part.startswith(".") for part in found.relative_to(path).parts):
+                continue
+            problem = _walk_problem(found)
+            if problem is None:
+                files.append(found)
+            elif problem and skipped is not None:
+                skipped.append(f"{found}: {problem}")
     return files
+
+
+def _walk_problem(path: Path) -> str | None:
+    """Return why a folder entry is skipped, "" for a subfolder, or None to read it."""
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror}"
+    if stat.S_ISDIR(info.st_mode):
+        return ""
+    if not stat.S_ISREG(info.st_mode):
+        return f"is {describe_file_type(info.st_mode)}, not a regular file"
+    if info.st_size > MAX_ARTIFACT_BYTES:
+        return (f"{info.st_size} bytes is too large for certificate material (the limit "
+                f"is {MAX_ARTIFACT_BYTES} bytes)")
+    return None

@@ -29,11 +29,12 @@ from cryptography.x509 import ocsp
 from certpipe.artifacts import der as asn1
 from certpipe.artifacts.sniff import describe_binary, describe_text, foreign_label_hint
 from certpipe.errors import ArtifactError
+from certpipe.fsutil import MAX_INPUT_BYTES, FileRejected, read_limited
 from certpipe.secrets import Secret
 
 log = logging.getLogger("certpipe.intake")
 
-MAX_ARTIFACT_BYTES = 10_000_000
+MAX_ARTIFACT_BYTES = MAX_INPUT_BYTES
 
 CERT_LABELS = {"CERTIFICATE", "X509 CERTIFICATE", "TRUSTED CERTIFICATE"}
 PKCS7_LABELS = {"PKCS7", "PKCS #7 SIGNED DATA", "CERTIFICATE CHAIN", "CMS"}
@@ -273,18 +274,15 @@ def _parse_error(exc: Exception) -> str:
 
 def read_file(path: Path, *, expected: str = "certificate material") -> tuple[bytes, str]:
     try:
-        raw = path.read_bytes()
+        raw = read_limited(path, MAX_ARTIFACT_BYTES)
     except FileNotFoundError:
         raise ArtifactError(f"{path}: file not found") from None
     except IsADirectoryError:
         raise ArtifactError(f"{path}: is a folder, expected a file with {expected}") from None
+    except FileRejected as exc:
+        raise ArtifactError(f"{path}: {exc.reason}; expected a file with {expected}") from None
     except OSError as exc:
         raise ArtifactError(f"{path}: cannot read: {exc.strerror}") from None
-    if len(raw) > MAX_ARTIFACT_BYTES:
-        raise ArtifactError(
-            f"{path}: {len(raw)} bytes is too large for {expected} (the limit is "
-            f"{MAX_ARTIFACT_BYTES} bytes)"
-        )
     if not raw.strip():
         raise ArtifactError(f"{path}: the file is empty, expected {expected}")
     return raw, str(path)

@@ -17,6 +17,10 @@ from certpipe.artifacts.intake import Contents, PemBlock, read_contents, what_it
 from certpipe.errors import ArtifactError
 from certpipe.secrets import Secret
 
+class KeyPassphraseMissing(ArtifactError):
+    """A private key is encrypted and no passphrase source was given."""
+
+
 CURVE_NAMES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
 
 
@@ -94,9 +98,9 @@ def where_of(path: Path, block: PemBlock) -> str:
 def load_key_block(block: PemBlock, path: Path, passphrase: Secret | None) -> Any:
     """Decrypt and parse one key block; raise ArtifactError naming the file on any problem."""
     if block.encrypted and passphrase is None:
-        raise ArtifactError(
+        raise KeyPassphraseMissing(
             f"{path} is an encrypted private key ({key_cipher(block)}); give a passphrase "
-            f"source with key_passphrase (env:NAME or file:PATH)"
+            f"source with the step's key_passphrase setting (env:NAME or file:PATH)"
         )
     password = passphrase.value if (block.encrypted and passphrase is not None) else None
     try:

@@ -18,8 +18,9 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from certpipe.artifacts.intake import der_length, pem_blocks
+from certpipe.artifacts.intake import MAX_ARTIFACT_BYTES, der_length, pem_blocks
 from certpipe.errors import ArtifactError
+from certpipe.fsutil import FileRejected, read_limited
 
 
 @dataclass
@@ -68,8 +69,8 @@ def _load_store(paths: tuple[Path, ...]) -> tuple[x509.Certificate, ...]:
 def _read_store_file(path: Path) -> list[x509.Certificate]:
     """Read the PEM certificates of one store file, skipping any that do not parse."""
     try:
-        text = path.read_text("utf-8", "replace")
-    except OSError:
+        text = read_limited(path, MAX_ARTIFACT_BYTES).decode("utf-8", "replace")
+    except (OSError, FileRejected):
         return []
     try:
         blocks = pem_blocks(text)

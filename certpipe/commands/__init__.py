@@ -16,4 +16,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
              "list the steps with their openssl command lines and what a run would do"),
     "script": ("certpipe.commands.script",
                "print a POSIX shell script that runs the pipeline with plain openssl"),
+    "pfx-check": ("certpipe.commands.pfx_check",
+                  "show a .pfx file's algorithms and whether a target imports it"),
 }

@@ -26,7 +26,7 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help=f"file to write, or - for standard output (default: {DEFAULT_PATH})")
     parser.add_argument("--template", choices=TEMPLATES, default="iis",
                         help="iis: a .pfx for IIS (default); nginx: PEM certificate and chain; "
-                             "haproxy: PEM certificate and chain")
+                             "haproxy: one PEM file with certificate and chain, key beside it")
     parser.add_argument("--host", metavar="NAME",
                         help="the server's DNS name to put in the pipeline "
                              "(default: www.example.test)")
@@ -95,6 +95,11 @@ def _schema_target(path: Path | None, schema: str | None) -> str:
 
 
 def _check_target(path: Path, force: bool) -> None:
+    from certpipe.fsutil import blocked_folder_reason
+
+    reason = blocked_folder_reason(path.parent)
+    if reason:
+        raise UsageError(f"cannot write {path}: {reason}; give a path in a folder")
     if path.is_dir():
         raise UsageError(f"{path} is a folder; give a file name such as {path / DEFAULT_PATH}")
     if path.exists() and not force:
@@ -120,12 +125,16 @@ def _write(path: Path, text: str, force: bool) -> None:
     """Write *text* atomically; without *force*, never replace a file that appeared meanwhile."""
     from certpipe.fsutil import FILE_MODE, atomic_write, temp_path_for
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if force:
-        atomic_write(path, text.encode("utf-8"))
-        return
-    temp = temp_path_for(path)
-    atomic_write(temp, text.encode("utf-8"), mode=FILE_MODE)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if force:
+            atomic_write(path, text.encode("utf-8"))
+            return
+        temp = temp_path_for(path)
+        atomic_write(temp, text.encode("utf-8"), mode=FILE_MODE)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}; give a path in a folder "
+                         f"that you can write to") from None
     try:
         os.link(temp, path)  # fails with FileExistsError instead of replacing
     except FileExistsError:

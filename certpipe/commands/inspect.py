@@ -73,9 +73,12 @@ def main(args: argparse.Namespace) -> int:
     from certpipe.artifacts.describe import inspect_file
 
     passwords = read_passwords(args)
-    files = expand_paths(args.files, args.recursive)
+    not_walked: list[str] = []
+    files = expand_paths(args.files, args.recursive, not_walked)
     if not files:
-        raise UsageError("no files to inspect: the folders given are empty")
+        detail = "; ".join(f"skipped {note}" for note in not_walked)
+        raise UsageError("no files to inspect: the folders given are empty"
+                         if not detail else f"no files to inspect: {detail}")
     reports = [inspect_file(path, passwords) for path in files]
     groups = group_by_public_key(reports)
     chain_list = chains(reports)
@@ -85,11 +88,14 @@ def main(args: argparse.Namespace) -> int:
             "belong_together": [g.to_json() for g in groups if len(g.members) > 1],
             "chains": [[{"path": str(i.path), "index": i.index, "subject": i.fields["subject"]}
                         for i in chain] for chain in chain_list],
+            "folder_entries_skipped": not_walked,
         }
         json.dump(document, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         print_text(sys.stdout, reports, groups, chain_list)
+        for note in not_walked:
+            print(f"note: skipped {note}")
     return EXIT_FAILED if any(r.error for r in reports) else EXIT_OK
 
 

@@ -79,17 +79,21 @@ def main(args: argparse.Namespace) -> int:
     if not targets:
         raise UsageError(f"{args.cert}: holds {cert_report.description}; expected a "
                          f"certificate or a CSR to match keys against")
-    files = expand_paths(args.candidates, args.recursive)
+    not_walked: list[str] = []
+    files = expand_paths(args.candidates, args.recursive, not_walked)
     reports = [inspect_file(path, passwords) for path in files]
     searches = [_search(target, reports) for target in targets]
     if args.json:
         json.dump({"searches": [s.to_json() for s in searches],
                    "files_skipped": [{"path": str(r.path), "problem": r.error}
-                                     for r in reports if r.error]},
+                                     for r in reports if r.error],
+                   "folder_entries_skipped": not_walked},
                   sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         _print(searches, reports, len(files))
+        for note in not_walked:
+            print(f"note: skipped {note}")
     found = all(s.fitting(KEY_KINDS) or (not s.keys and s.fitting(("certificate request",)))
                 for s in searches)
     return EXIT_OK if found else EXIT_FAILED

@@ -123,16 +123,28 @@ def display_path(workdir: Path) -> Callable[[str], str]:
     return show
 
 
+def _read_head(path: Path, size: int = 65536) -> bytes | None:
+    """Return the first *size* bytes of the regular file *path*, or None when it cannot
+    be read. A FIFO or a device is never opened, because reading one can block forever.
+    """
+    from certpipe.artifacts.intake import MAX_ARTIFACT_BYTES
+    from certpipe.fsutil import FileRejected, check_regular_file
+
+    try:
+        check_regular_file(path, MAX_ARTIFACT_BYTES)
+        with path.open("rb") as handle:
+            return handle.read(size)
+    except (OSError, FileRejected):
+        return None
+
+
 def actions_for(step: Any, workdir: Path) -> list[Any]:
     paths = step_paths(step, display_path(workdir), WORK_FOLDER)
     if step.kind == "ca_reply":
         from certpipe.steps.ca_reply import sniff_reply
 
-        try:
-            reply_format: str | None = sniff_reply(
-                (workdir / paths["reply"]).read_bytes()[:65536])
-        except OSError:
-            reply_format = None
+        head = _read_head(workdir / paths["reply"])
+        reply_format = None if head is None else sniff_reply(head)
         if reply_format == "other":
             reply_format = None
         return step.commands(paths, reply_format)

@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import re
 import signal
 import sys
 from pathlib import Path
 from typing import Any, Iterator
 
 from certpipe.errors import CertpipeError, UsageError
+
+# The names parse_assignments accepts for --set.
+_VAR_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -68,23 +73,46 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="append", default=[], metavar="STEP",
                         help="run STEP even when it is up to date (repeatable); a forced "
                              "private_key step makes a new key, keeping the old one as a backup")
+    parser.add_argument("--timeout", type=_seconds, metavar="SECONDS",
+                        help="seconds each openssl call may take before it is stopped "
+                             "(default: the pipeline's 'timeout', else 300)")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(
+            f"{text} is out of range; give more than 0 and at most 86400 seconds")
+    return value
 
 
 def raw_overrides(pairs: list[str]) -> dict[str, str] | None:
-    """Return ``--set`` values as parse_assignments would, or None when one is malformed."""
+    """Return ``--set`` values as parse_assignments would, or None when one is malformed.
+
+    parse_assignments itself reports the malformed value, but it lives with
+    the pipeline loader, which an up-to-date run does not import.
+    """
     result: dict[str, str] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
-        if not sep:
+        if not sep or not _VAR_NAME_RE.match(name):
             return None
         result[name] = value
     return result
 
 
 def workdir_of(args: argparse.Namespace) -> Path:
+    from certpipe.fsutil import blocked_folder_reason
+
     workdir = args.workdir.expanduser()
     if workdir.exists() and not workdir.is_dir():
         raise UsageError(f"--workdir {workdir} exists and is not a folder; give a folder")
+    reason = blocked_folder_reason(workdir)
+    if reason:
+        raise UsageError(f"--workdir {workdir} cannot be created: {reason}; give a folder")
     return workdir
 
 
@@ -117,15 +145,13 @@ def main(args: argparse.Namespace) -> int:
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"--jobs {args.jobs}: give 1 or more")
     workdir = workdir_of(args)
+    _check_report_paths(args, workdir)
     printer = StatusPrinter(sys.stdout, quiet=args.quiet, verbose=args.verbose)
     overrides = raw_overrides(args.assignments)
     if overrides is None:
         from certpipe.pipeline.model import parse_assignments
 
         overrides = parse_assignments(args.assignments)  # raises, naming the bad value
-        use_cache = False
-    else:
-        use_cache = True
     batch = BatchOptions(
         overrides=overrides,
         options=RunOptions(force=frozenset(args.force), rekey=args.rekey,
@@ -134,13 +160,16 @@ def main(args: argparse.Namespace) -> int:
         jobs=args.jobs or default_jobs(),
         fail_fast=args.fail_fast,
         selection=Selection.parse(args.only, args.shard),
-        use_cache=use_cache,
+        timeout=args.timeout,
+        check_files=(lambda folder, files: _check_reports_against(args, folder, files))
+        if args.report is not None or args.junit is not None else None,
     )
     try:
         with sigterm_as_interrupt():
             result = run_batch(args.pipelines, workdir, batch, printer.step)
     except CertpipeError as exc:
-        _write_reports(args, _stopped(args, workdir, exc))
+        if not _is_report_path_error(exc):
+            _write_reports(args, _stopped(args, workdir, exc))
         raise
     except KeyboardInterrupt:
         _write_reports(args, _stopped(args, workdir, Interrupted("interrupted")))
@@ -157,12 +186,49 @@ def main(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _is_report_path_error(exc: CertpipeError) -> bool:
+    """Tell whether *exc* rejects a report path, in which case no report may be written."""
+    if "certpipe.report_targets" not in sys.modules:
+        return False  # imported only to check --report and --junit paths
+    from certpipe.report_targets import ReportPathError
+
+    return isinstance(exc, ReportPathError)
+
+
 def _stopped(args: argparse.Namespace, workdir: Path, error: CertpipeError) -> Any:
     """Return the report of a run that stopped before any certificate ran."""
     from certpipe.batch import BatchReport, Source
 
     sources = [Source(path, workdir, None) for path in args.pipelines]
     return BatchReport(sources, workdir, error=error)
+
+
+def _check_report_paths(args: argparse.Namespace, workdir: Path) -> None:
+    if args.report is None and args.junit is None:
+        return
+    from certpipe.report_targets import (
+        JSON_REPORT, JUNIT_REPORT, ReportPathError, check_report_path,
+    )
+
+    if args.report is not None and args.junit is not None \
+            and os.path.realpath(args.report) == os.path.realpath(args.junit):
+        raise ReportPathError(f"--report and --junit both name {args.report}; give each "
+                              f"its own file")
+    for pipeline in args.pipelines:
+        if args.report is not None:
+            check_report_path("--report", args.report, JSON_REPORT, pipeline, workdir)
+        if args.junit is not None:
+            check_report_path("--junit", args.junit, JUNIT_REPORT, pipeline, workdir)
+
+
+def _check_reports_against(args: argparse.Namespace, workdir: Path,
+                           files: list[tuple[str, str]]) -> None:
+    """Raise ReportPathError when --report or --junit names a file that a step reads or writes."""
+    from certpipe.report_targets import check_not_pipeline_file
+
+    for option, path in (("--report", args.report), ("--junit", args.junit)):
+        if path is not None:
+            check_not_pipeline_file(option, path, workdir, files)
 
 
 def _write_reports(args: argparse.Namespace, result: Any) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from certpipe.errors import PipelineError
+from certpipe.fsutil import FileRejected, read_limited
 
 # A pipeline is a few kilobytes; these limits stop hostile or accidental
 # giant inputs before PyYAML spends time or memory on them.
@@ -67,17 +68,17 @@ def load_document(path: Path) -> Document:
     import hashlib
 
     try:
-        raw = path.read_bytes()
+        raw = read_limited(path, MAX_FILE_BYTES)
     except FileNotFoundError:
         raise PipelineError(f"{path}: pipeline file not found") from None
     except IsADirectoryError:
         raise PipelineError(f"{path}: is a folder, expected a pipeline file") from None
+    except FileRejected as exc:
+        raise PipelineError(f"{path}: {exc.reason}, more than the maximum of {MAX_FILE_BYTES} "
+                            f"bytes for a pipeline file" if exc.too_large else
+                            f"{path}: {exc.reason}; expected a pipeline file") from None
     except OSError as exc:
         raise PipelineError(f"{path}: cannot read pipeline file: {exc.strerror}") from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise PipelineError(
-            f"{path}: file is {len(raw)} bytes, more than the maximum of {MAX_FILE_BYTES}"
-        )
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

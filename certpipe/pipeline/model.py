@@ -9,6 +9,7 @@ into a sub-folder of the work directory named after it.
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -18,6 +19,8 @@ from certpipe.errors import PipelineError
 from certpipe.pipeline.load import Document, KeyPath, format_key_path, load_document
 
 _VAR_RE = re.compile(r"\$(\$|\{([^}]*)\})")
+# A '${' with no closing brace, once every '$$' escape is taken out.
+_UNCLOSED_RE = re.compile(r"\$\{[^}]*\Z")
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_VAR_DEPTH = 10
 # Certificate names become folder names: no separators, no leading dot.
@@ -39,6 +42,8 @@ class Pipeline:
     timeout: float
     steps: list[Any]  # certpipe.steps.base.Step
     vars: dict[str, Any] = field(default_factory=dict)
+    # Environment variables named as env:NAME secret sources anywhere in the pipeline.
+    secret_env_names: frozenset[str] = frozenset()
     document: Document | None = field(default=None, repr=False, compare=False)
     # The certificate this pipeline is resolved for; None without certificates:.
     certificate: str | None = None
@@ -91,6 +96,11 @@ def load_pipelines(path: Path, overrides: Mapping[str, str] | None = None) -> li
     certificates = _read_certificates(doc, data)
     if certificates is None:
         return [_resolve(doc, data, overrides or {}, None)]
+    declared = {CERTIFICATE_VAR}
+    for variables in [data.get("vars")] + [source[0] for _, _, source in certificates]:
+        if isinstance(variables, dict):
+            declared.update(name for name in variables if isinstance(name, str))
+    _check_overrides(doc, data, dict.fromkeys(declared), overrides or {})
     pipelines = []
     problems: dict[str, list[str]] = {}  # problem -> names of the certificates it concerns
     for index, name, source in certificates:
@@ -197,15 +207,19 @@ def _resolve(doc: Document, data: dict[str, Any], overrides: Mapping[str, str],
     problems += _check_graph(doc, steps)
     if problems:
         raise PipelineError(f"{path}: invalid pipeline", problems)
+    secret_env_names = frozenset(
+        ref.env_name for step in steps for ref in step.secret_refs() if ref.env_name
+    )
     return Pipeline(
         path=path,
         sha256=doc.sha256,
         name=resolved.get("name") or path.stem,
         timeout=float(resolved.get("timeout", 300)),
-        steps=steps,
+        steps=[step.with_pipeline_secrets(secret_env_names) for step in steps],
         vars=variables,
         document=doc,
         certificate=certificate[0] if certificate else None,
+        secret_env_names=secret_env_names,
     )
 
 
@@ -231,6 +245,8 @@ def _collect_vars(doc: Document, data: dict[str, Any], overrides: Mapping[str, s
                                 f"string, number or boolean")
     if problems:
         raise PipelineError(f"{doc.path}: invalid pipeline", problems)
+    if certificate is None:
+        _check_overrides(doc, data, raw, overrides)
     merged: dict[str, Any] = {}
     places: dict[str, KeyPath] = {}
     if certificate is not None:
@@ -246,6 +262,41 @@ def _collect_vars(doc: Document, data: dict[str, Any], overrides: Mapping[str, s
     if problems:
         raise PipelineError(f"{doc.path}: invalid pipeline", problems)
     return resolved
+
+
+def _check_overrides(doc: Document, data: dict[str, Any], declared: Mapping[str, Any],
+                     overrides: Mapping[str, str]) -> None:
+    """Raise PipelineError for a ``--set`` name that the pipeline neither declares nor uses.
+
+    A name used as ${name} but not declared under vars: is accepted, because
+    such a variable is meant to be given by --set.
+    """
+    known = set(declared) | _referenced_names(data)
+    problems = []
+    for name in sorted(set(overrides) - known):
+        listed = ", ".join(sorted(known)) or "none"
+        problem = (f"--set {name}: the pipeline defines no variable '{name}' "
+                   f"(defined: {listed})")
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        if close:
+            problem += f"; did you mean '{close[0]}'?"
+        problems.append(problem)
+    if len(problems) == 1:
+        raise PipelineError(f"{doc.path}: {problems[0]}")
+    if problems:
+        raise PipelineError(f"{doc.path}: invalid --set arguments", problems)
+
+
+def _referenced_names(value: Any) -> set[str]:
+    """Return the variable names used as ${name} in the string values within *value*."""
+    if isinstance(value, dict):
+        return set().union(*(_referenced_names(item) for item in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_referenced_names(item) for item in value))
+    if not isinstance(value, str):
+        return set()
+    names = {match.group(2) for match in _VAR_RE.finditer(value) if match.group(2)}
+    return {name for name in names if _NAME_RE.match(name)}
 
 
 def _resolve_var(doc: Document, name: str, merged: Mapping[str, Any],
@@ -264,10 +315,20 @@ def _resolve_var(doc: Document, name: str, merged: Mapping[str, Any],
         problems.append(f"{where}: variable references nest more than {MAX_VAR_DEPTH} levels")
         return ""
 
+    unclosed = _unclosed_reference(value)
+    if unclosed:
+        problems.append(f"{doc.where(('vars', name))}: vars.{name}: unclosed variable "
+                        f"reference '{unclosed}'; write ${{name}}, or $$ for a literal '$'")
+        return ""
+
     def replace(match: re.Match[str]) -> str:
         if match.group(1) == "$":
             return "$$"  # kept for the final pass, which turns it into '$'
         ref = match.group(2)
+        if not _NAME_RE.match(ref):
+            problems.append(f"{doc.where(('vars', name))}: vars.{name}: invalid variable "
+                            f"reference '${{{ref}}}'")
+            return ""
         if ref not in merged:
             problems.append(f"{where}: unknown variable '{ref}'")
             return ""
@@ -285,6 +346,12 @@ def _substitute(doc: Document, value: Any, key_path: KeyPath, variables: Mapping
         return [_substitute(doc, v, (*key_path, i), variables, problems)
                 for i, v in enumerate(value)]
     if not isinstance(value, str) or "$" not in value:
+        return value
+    unclosed = _unclosed_reference(value)
+    if unclosed:
+        problems.append(f"{doc.where(key_path)}: {format_key_path(key_path)}: unclosed "
+                        f"variable reference '{unclosed}'; write ${{name}}, or $$ for a "
+                        f"literal '$'")
         return value
     whole = re.fullmatch(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", value)
     if whole and whole.group(1) in variables:
@@ -314,6 +381,13 @@ def _substitute(doc: Document, value: Any, key_path: KeyPath, variables: Mapping
     return _VAR_RE.sub(replace, value)
 
 
+def _unclosed_reference(value: str) -> str | None:
+    """Return the text from an unclosed '${' to the end of *value*, if there is one."""
+    stripped = value.replace("$$", "\0\0")  # same length, so offsets stay valid
+    match = _UNCLOSED_RE.search(stripped)
+    return value[match.start():] if match else None
+
+
 def check_out_path(value: str) -> str | None:
     """Return why *value* may not be an output path, or None when it is fine."""
     if "\x00" in value:
@@ -325,6 +399,13 @@ def check_out_path(value: str) -> str | None:
         return "leaves the work directory ('..' or a backslash)"
     if pure.parts and pure.parts[0] == ".certpipe":
         return "is inside .certpipe, which certpipe keeps for its own state"
+    if not pure.parts or pure.parts == (".",):
+        return "names the work directory itself; give a file name"
+    # Temporary names add about 30 bytes to the file name; Linux and macOS
+    # allow 255 bytes per name (NAME_MAX).
+    long_parts = [part for part in pure.parts if len(part.encode("utf-8", "surrogatepass")) > 220]
+    if long_parts:
+        return "has a file or folder name longer than 220 bytes; use a shorter name"
     return None
 
 

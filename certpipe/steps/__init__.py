@@ -11,9 +11,11 @@ from certpipe.steps.csr import CsrStep
 from certpipe.steps.key import PrivateKeyStep
 from certpipe.steps.local_ca import LocalCaStep
 from certpipe.steps.pkcs12 import Pkcs12Step
+from certpipe.steps.server_files import ServerFilesStep
 
 REGISTRY: dict[str, type[Step]] = {
-    cls.kind: cls for cls in (PrivateKeyStep, CsrStep, LocalCaStep, CaReplyStep, Pkcs12Step)
+    cls.kind: cls for cls in (PrivateKeyStep, CsrStep, LocalCaStep, CaReplyStep, Pkcs12Step,
+                              ServerFilesStep)
 }
 REGISTRY[CommandCaStep.kind] = CommandCaStep
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,6 +129,21 @@ class Step:
     def run(self, ctx: StepContext) -> StepResult:
         raise NotImplementedError
 
+    def secret_refs(self) -> list[SecretRef]:
+        """Return every secret source in the step's settings, nested ones included."""
+        found: list[SecretRef] = []
+        for item in dataclasses.fields(self):  # type: ignore[arg-type]
+            _collect_secret_refs(getattr(self, item.name), found)
+        return found
+
+    def with_pipeline_secrets(self, env_names: frozenset[str]) -> "Step":
+        """Return a copy that knows the environment variables the pipeline reads secrets from.
+
+        Steps that start programs other than openssl override this to keep
+        those variables out of the program's environment.
+        """
+        return self
+
     def commands(self, paths: Mapping[str, str]) -> list[Action]:
         """Return the files and openssl calls the step makes, for the paths in *paths*.
 
@@ -176,6 +192,14 @@ def execute(ctx: StepContext, step: str, actions: list[Action],
             if check is not None:
                 check(action, temp)
     return outcomes
+
+
+def _collect_secret_refs(value: Any, found: list[SecretRef]) -> None:
+    if isinstance(value, SecretRef):
+        found.append(value)
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            _collect_secret_refs(item, found)
 
 
 def secret_ref(settings: dict[str, Any], key: str) -> SecretRef | None:

@@ -11,57 +11,31 @@ no SHA-1 or MD5 signature below the root, and leading to a trust anchor.
 from __future__ import annotations
 
 import base64
+import glob
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
-from certpipe.errors import ArtifactError, CheckFailed, Pending
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from certpipe.artifacts import checks
+from certpipe.artifacts.chain import (
+    Chain, build_chain, ca_issuers_urls, find_leaf, is_ca, is_self_signed, issued_by,
+)
+from certpipe.artifacts.intake import (
+    ArtifactError, Contents, PasswordNeeded, Pkcs7Unreadable, inspect_bytes, looks_like_pkcs7,
+    read_certificates, read_csr, read_file,
+)
+from certpipe.artifacts.intake import looks_like_pkcs12
+from certpipe.artifacts.keys import cert_fingerprint, public_key_fingerprint, read_private_key
+from certpipe.artifacts.trust import AnchorSet, system_anchors
+from certpipe.errors import CertpipeError, CheckFailed, Pending
 from certpipe.fsutil import atomic_write
 from certpipe.openssl import OpenSSLCallFailed
 from certpipe.secrets import SecretRef
 from certpipe.steps.base import Action, Command, InputRef, Step, StepContext, StepResult
 from certpipe.steps.base import secret_ref
-
-if TYPE_CHECKING:
-    from cryptography import x509
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    from certpipe.artifacts import checks
-    from certpipe.artifacts.chain import (
-        Chain, build_chain, ca_issuers_urls, find_leaf, is_ca, is_self_signed, issued_by,
-    )
-    from certpipe.artifacts.intake import (
-        Contents, PasswordNeeded, Pkcs7Unreadable, inspect_bytes, looks_like_pkcs7,
-        looks_like_pkcs12, read_certificates, read_csr, read_file,
-    )
-    from certpipe.artifacts.keys import cert_fingerprint, public_key_fingerprint
-    from certpipe.artifacts.keys import read_private_key
-    from certpipe.artifacts.trust import AnchorSet, system_anchors
-
-
-def _import_runtime() -> None:
-    """Bind the certificate modules that running the step needs, on first use.
-
-    They import cryptography (about 60 ms), which building the step for
-    plan, script or a run that finds it up to date does not need.
-    """
-    global Encoding, checks, build_chain, ca_issuers_urls, find_leaf, is_ca, is_self_signed
-    global issued_by, PasswordNeeded, Pkcs7Unreadable, inspect_bytes, looks_like_pkcs7
-    global looks_like_pkcs12, read_certificates, read_csr, read_file, cert_fingerprint
-    global public_key_fingerprint, read_private_key, AnchorSet, system_anchors
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    from certpipe.artifacts import checks
-    from certpipe.artifacts.chain import (
-        build_chain, ca_issuers_urls, find_leaf, is_ca, is_self_signed, issued_by,
-    )
-    from certpipe.artifacts.intake import (
-        PasswordNeeded, Pkcs7Unreadable, inspect_bytes, looks_like_pkcs7, looks_like_pkcs12,
-        read_certificates, read_csr, read_file,
-    )
-    from certpipe.artifacts.keys import cert_fingerprint, public_key_fingerprint
-    from certpipe.artifacts.keys import read_private_key
-    from certpipe.artifacts.trust import AnchorSet, system_anchors
 
 # openssl x509 and pkcs7 need no CA bundle; without one they start faster.
 _NO_CA_BUNDLE = {"SSL_CERT_FILE": "/dev/null"}
@@ -170,7 +144,6 @@ class CaReplyStep(Step):
         )
 
     def run(self, ctx: StepContext) -> StepResult:
-        _import_runtime()
         reply_path = ctx.path(self.reply)
         if not reply_path.exists():
             raise Pending(self.pending_message(ctx))
@@ -187,6 +160,9 @@ class CaReplyStep(Step):
         leaf = find_leaf(reply.certs, key.public_key())
         csr = _load(lambda: read_csr(ctx.path(self.csr))) if self.csr else None
         if leaf is None:
+            backup = self._replaced_key_of(ctx, reply, key_path)
+            if backup is not None:
+                raise Pending(self._replaced_key_message(ctx, reply_path, key_path, backup))
             raise CheckFailed(self._no_leaf_message(ctx, reply, reply_path, key, key_path, csr))
         leaf_path = pool.source(leaf)
         self._check_leaf(ctx, leaf, leaf_path, key, key_path, csr, result)
@@ -307,6 +283,35 @@ class CaReplyStep(Step):
                                   f"files with the trusted root certificates")
             anchors.certs += [cert for _, cert in found]
         return anchors
+
+    def _replaced_key_of(self, ctx: StepContext, reply: Contents, key_path: Path) -> Path | None:
+        """Return the backup of a replaced key that the reply's leaf belongs to, or None.
+
+        The private_key step keeps a replaced key beside the new one as
+        KEY.replaced-TIMESTAMP, so a reply that fits such a backup was issued
+        before the key was replaced and is waiting to be superseded.
+        """
+        backups = sorted(key_path.parent.glob(glob.escape(key_path.name) + ".replaced-*"),
+                         reverse=True)
+        for backup in backups:
+            try:
+                old_key = read_private_key(backup, ctx.secret(self.key_passphrase))
+            except CertpipeError:
+                continue  # unreadable with this step's passphrase, so it cannot be compared
+            if find_leaf(reply.certs, old_key.public_key()) is not None:
+                return backup
+        return None
+
+    def _replaced_key_message(self, ctx: StepContext, reply_path: Path, key_path: Path,
+                              backup: Path) -> str:
+        request = (f"Send the new CSR {ctx.path(self.csr)} to your CA" if self.csr
+                   else f"Request a certificate for the new key {key_path}")
+        return (
+            f"waiting for the CA's reply for the new key: {reply_path} holds the certificate "
+            f"for the replaced key, which is kept as {backup}. {request}, save the CA's "
+            f"answer as {reply_path} in place of the old reply, then run the same command "
+            f"again"
+        )
 
     def _no_leaf_message(self, ctx: StepContext, reply: Contents, reply_path: Path, key: Any,
                          key_path: Path, csr: Any) -> str:
@@ -592,7 +597,6 @@ def sniff_reply(raw: bytes) -> str:
     The result names the conversion that :meth:`CaReplyStep.commands` gives;
     it reads only the bytes, so ``plan`` needs no certificate parser.
     """
-    _import_runtime()
     if raw.lstrip()[:1] == b"-" or b"-----BEGIN" in raw[:4096]:
         text = raw.decode("latin-1")
         for label in ("PKCS7", "PKCS #7 SIGNED DATA", "CERTIFICATE CHAIN"):

@@ -4,8 +4,10 @@ For CAs that are reached only through their own command-line tool (an
 internal CA's client, Vault, step-ca, an ACME client that accepts a CSR).
 The command is an argument list run without a shell. ``{csr}`` and ``{out}``
 are replaced by absolute paths, so a substituted value can never start with
-``-`` and be read as an option. Secrets reach the command only through
-environment variables named in the pipeline. The output is checked to be
+``-`` and be read as an option. Secrets reach the command only through the
+variables its ``environment`` names: the command inherits certpipe's
+environment without any variable the pipeline reads a secret from and
+without the variables certpipe hands openssl its passwords in. The output is checked to be
 certificates for the CSR's key and saved as the reply that a following
 ``ca_reply`` step takes in with its full checks.
 """
@@ -21,6 +23,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,12 +31,15 @@ from typing import Any, Sequence
 
 from certpipe.errors import ArtifactError, CertpipeError, CheckFailed, PipelineError
 from certpipe.fsutil import atomic_write
-from certpipe.secrets import Secret, SecretRef
+from certpipe.secrets import Secret, SecretRef, mask_secrets
 from certpipe.steps.base import InputRef, Step, StepContext, StepResult
 
 log = logging.getLogger("certpipe.steps.command_ca")
 
 PLACEHOLDERS = ("csr", "out")
+# Where certpipe puts passwords for openssl (certpipe.openssl.PASSIN_VAR and
+# PASSOUT_VAR); a value left there by a calling certpipe must not reach the CA tool.
+OPENSSL_PASSWORD_VARIABLES = frozenset({"CERTPIPE_PASSIN", "CERTPIPE_PASSOUT"})
 OUTPUT_LIMIT = 2000  # characters of the command's output shown in an error message
 STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL when the command times out
 
@@ -101,6 +107,9 @@ class CommandCaStep(Step):
     stdin: str
     timeout: float | None
     out: str
+    # Environment variables that the whole pipeline reads secrets from; set
+    # after loading by with_pipeline_secrets.
+    pipeline_secret_env: frozenset[str] = frozenset()
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> "CommandCaStep":
@@ -125,6 +134,22 @@ class CommandCaStep(Step):
             timeout=None if timeout is None else float(timeout),
             out=settings["out"],
         )
+
+    def with_pipeline_secrets(self, env_names: frozenset[str]) -> "CommandCaStep":
+        return dataclasses.replace(self, pipeline_secret_env=env_names)
+
+    def command_environment(self, secrets: list[tuple[str, Secret]]) -> dict[str, str]:
+        """Return certpipe's environment without secret sources, plus the step's *secrets*.
+
+        Every env:NAME source of the pipeline (this step's own included) and
+        the openssl password variables are removed, so a secret reaches the
+        command only under a name this step's ``environment`` gives it.
+        """
+        withheld = self.pipeline_secret_env | OPENSSL_PASSWORD_VARIABLES
+        withheld |= {ref.env_name for _, ref in self.environment if ref.env_name}
+        env = {key: value for key, value in os.environ.items() if key not in withheld}
+        env.update({name: os.fsdecode(secret.value) for name, secret in secrets})
+        return env
 
     @property
     def reply_on_stdout(self) -> bool:
@@ -159,9 +184,7 @@ class CommandCaStep(Step):
         checks.check_csr_signature(csr, csr_path)
 
         secrets = self._read_secrets(ctx)
-        env = {key: value for key, value in os.environ.items()
-               if not key.startswith("CERTPIPE_PASS")}
-        env.update({name: os.fsdecode(secret.value) for name, secret in secrets})
+        env = self.command_environment(secrets)
         program = self._resolve_program(ctx, env)
         saved_output, duration = self._call_command(
             ctx, program, [secret for _, secret in secrets], csr_path, env)
@@ -189,7 +212,9 @@ class CommandCaStep(Step):
         saved_output.unlink(missing_ok=True)
 
         with tempfile.TemporaryDirectory(prefix=f"{self.name}.", dir=ctx.state_dir()) as temp:
-            folder = Path(temp)
+            # Absolute, because the command runs inside the work directory and
+            # a path relative to certpipe's own folder would point elsewhere.
+            folder = Path(os.path.abspath(temp))
             # The reply keeps the output's file name (tools may choose the
             # format by its extension), in a folder of its own so that it can
             # never be one of the stream files.
@@ -340,12 +365,8 @@ class _CommandCall:
                 raise
 
     def format(self) -> str:
-        return self.mask_text(" ".join(shlex.quote(arg) for arg in self.argv))
-
-    def mask_text(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(os.fsdecode(secret), "<hidden>")
-        return text
+        # Not masked: secrets reach the command through its environment, never its arguments.
+        return " ".join(shlex.quote(arg) for arg in self.argv)
 
     def excerpt(self, path: Path | None) -> str:
         """Return the end of an output file, secrets masked, cut to OUTPUT_LIMIT characters."""
@@ -358,8 +379,7 @@ class _CommandCall:
             margin = OUTPUT_LIMIT * 4 + max((len(s) for s in self.secrets), default=0)
             handle.seek(max(0, size - margin))
             data = handle.read()
-        for secret in self.secrets:
-            data = data.replace(secret, b"<hidden>")
+        data = mask_secrets(data, self.secrets)
         text = data.decode("utf-8", "replace").replace("\x00", "\\0").strip()
         if size > len(data) or len(text) > OUTPUT_LIMIT:
             text = text[-OUTPUT_LIMIT:]

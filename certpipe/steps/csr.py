@@ -20,9 +20,14 @@ from certpipe.steps.base import Action, Command, ConfigFile, InputRef, Step, Ste
 from certpipe.steps.base import StepResult, execute, reject_control_chars
 from certpipe.steps.base import secret_ref
 
-# Characters that the openssl config parser treats specially inside a value:
-# backslash escapes, quotes, '#' and ';' comments, '$' variable expansion.
-_CONF_SPECIAL = set('\\"\'#;$')
+# Characters that openssl's config parser (crypto/conf/conf_def.c, with the
+# classes from crypto/conf/keysets.pl) treats specially inside a value: the
+# escape '\\', the quotes '"', "'" and '`', the comment '#', and '$' for
+# variable expansion. ';' starts a comment only in the Windows flavour of the
+# parser but is escaped too. A backslash before any of them yields the
+# character itself. Control characters and leading or trailing spaces, which
+# the parser also changes, are rejected when the pipeline is loaded.
+_CONF_SPECIAL = frozenset('\\"\'`#;$')
 
 
 def conf_escape(value: str) -> str:
@@ -162,7 +167,8 @@ class CsrStep(Step):
         try:
             csr = read_csr(written)
         except ArtifactError as exc:
-            raise CheckFailed(f"openssl wrote an unreadable CSR: {exc}") from None
+            detail = str(exc).replace(str(written), str(shown))
+            raise CheckFailed(f"openssl wrote an unreadable CSR: {detail}") from None
         checks.check_csr_signature(csr, shown)
         checks.check_csr_matches_key(csr, shown, key, key_path)
         checks.check_subject(csr.subject, self.subject, shown)

@@ -7,9 +7,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from certpipe.artifacts.checks import check_key_spec
+from certpipe.artifacts.keys import (
+    KeyPassphraseMissing, describe_key_type, public_key_fingerprint, read_private_key,
+)
 from certpipe.errors import ArtifactError, CheckFailed
 from certpipe.fsutil import KEY_MODE
+from certpipe.secrets import SecretRef
 from certpipe.steps.base import Action, Command, Step, StepContext, StepResult, execute
+from certpipe.steps.base import secret_ref
 
 
 @dataclass(frozen=True)
@@ -21,6 +27,8 @@ class PrivateKeyStep(Step):
     algorithm: str
     bits: int | None
     curve: str | None
+    # Used only to read an existing encrypted key. A new key is written unencrypted.
+    key_passphrase: SecretRef | None
     out: str
 
     @classmethod
@@ -31,6 +39,7 @@ class PrivateKeyStep(Step):
             algorithm=settings["algorithm"],
             bits=settings.get("bits", 2048) if rsa else None,
             curve=None if rsa else settings.get("curve", "P-256"),
+            key_passphrase=secret_ref(settings, "key_passphrase"),
             out=settings["out"],
         )
 
@@ -53,18 +62,15 @@ class PrivateKeyStep(Step):
                         output_mode=KEY_MODE)]
 
     def run(self, ctx: StepContext) -> StepResult:
-        from certpipe.artifacts.checks import check_key_spec
-        from certpipe.artifacts.keys import describe_key_type, public_key_fingerprint
-
         path = ctx.path(self.out)
         result = StepResult()
         replacing = path.exists() or path.is_symlink()
         if replacing and not ctx.rekey:
-            return self._keep_existing(path, result)
+            return self._keep_existing(ctx, path, result)
         found: list[Any] = []
 
         def check(command: Command, temp: Path) -> None:
-            key = self._read(temp)
+            key = self._read(temp, path)
             check_key_spec(key, path, self.algorithm, self.bits, self.curve)
             found.append(key)
             if replacing:
@@ -82,14 +88,11 @@ class PrivateKeyStep(Step):
         )
         return result
 
-    def _keep_existing(self, path: Any, result: StepResult) -> StepResult:
-        from certpipe.artifacts.checks import check_key_spec
-        from certpipe.artifacts.keys import (
-            describe_key_type, public_key_fingerprint, read_private_key,
-        )
-
+    def _keep_existing(self, ctx: StepContext, path: Any, result: StepResult) -> StepResult:
         try:
-            key = read_private_key(path)
+            key = read_private_key(path, ctx.secret(self.key_passphrase))
+        except KeyPassphraseMissing as exc:
+            raise CheckFailed(str(exc)) from None
         except ArtifactError as exc:
             raise CheckFailed(
                 f"{exc}. certpipe never overwrites an existing key file: move {path} away "
@@ -109,13 +112,12 @@ class PrivateKeyStep(Step):
         return result
 
     @staticmethod
-    def _read(path: Any) -> Any:
-        from certpipe.artifacts.keys import read_private_key
-
+    def _read(path: Any, shown: Any) -> Any:
         try:
             return read_private_key(path)
         except ArtifactError as exc:
-            raise CheckFailed(f"openssl wrote an unreadable key: {exc}") from None
+            detail = str(exc).replace(str(path), str(shown))
+            raise CheckFailed(f"openssl wrote an unreadable key: {detail}") from None
 
 
 def _link_backup(path: Path, now: Any) -> Path:

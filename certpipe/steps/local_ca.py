@@ -178,11 +178,30 @@ class LocalCaStep(Step):
         rsa_key = isinstance(csr.public_key(), rsa.RSAPublicKey)
         found = checks.alt_names(csr) or ([], [])
         extensions = self.leaf_extensions(found[0], found[1], rsa_key)
-        execute(ctx, self.name, self.leaf_commands(paths, extensions))
+
+        def check_reply(command: Any, temp: Path) -> None:
+            if command.output == paths["out"]:
+                self._check_reply(temp, Path(paths["out"]), csr)
+
+        execute(ctx, self.name, self.leaf_commands(paths, extensions), check_reply)
         Path(paths["work"], f"{self.name}.leaf.pem").unlink(missing_ok=True)
         result.made.append(self.out)
         result.checks.append("local CA signed the CSR")
         return result
+
+    @staticmethod
+    def _check_reply(written: Path, shown: Path, csr: Any) -> None:
+        """Check that the reply openssl wrote holds a certificate for the CSR's key."""
+        from certpipe.artifacts.intake import read_certificates
+
+        try:
+            certs = read_certificates(written).certs
+        except ArtifactError as exc:
+            detail = str(exc).replace(str(written), str(shown))
+            raise CheckFailed(f"openssl wrote an unreadable reply: {detail}") from None
+        if not any(cert.public_key() == csr.public_key() for cert in certs):
+            raise CheckFailed(f"{shown}: the reply openssl wrote holds no certificate for the "
+                              f"CSR's key; the signing call failed")
 
     def _subject(self, role: str) -> str:
         # The name is checked by the schema to hold no '/' or control characters

@@ -25,6 +25,7 @@ from certpipe.secrets import Secret, mask_secrets
 log = logging.getLogger("certpipe.openssl")
 
 DEFAULT_TIMEOUT = 300.0
+VERSION_TIMEOUT = 30.0  # seconds 'openssl version' may take
 OUTPUT_LIMIT = 2000  # characters of openssl output kept in an error message
 
 # Environment variables that carry secrets to openssl; they are set only in
@@ -245,19 +246,34 @@ class OpenSSL:
         import sh
 
         where = f"openssl binary {path} (from {source})"
+        timed_out = threading.Event()
         try:
             result = sh.Command(path)(
-                "version", _return_cmd=True, _tty_out=False, _new_session=True,
-                _timeout=30, _env=dict(os.environ),
+                "version", _return_cmd=True, _bg=True, _bg_exc=False, _tty_out=False,
+                _new_session=True, _env=dict(os.environ),
             )
+            # sh's own _timeout polls every 0.1 s, which made this call take about
+            # 100 ms longer (sh 2.4.0); a timer stops a hung binary instead, as in run().
+            timer = threading.Timer(VERSION_TIMEOUT, _stop_group, (result, timed_out))
+            timer.daemon = True
+            timer.start()
+            try:
+                result.wait()
+            except sh.ErrorReturnCode:
+                raise
+            except BaseException:
+                _stop_group(result, None)  # Ctrl-C: do not leave it running
+                raise
+            finally:
+                timer.cancel()
         except sh.CommandNotFound:
             raise OpenSSLNotUsable(f"{where} cannot be run; needed: {SUPPORTED_TEXT}") from None
-        except sh.TimeoutException:
-            raise OpenSSLNotUsable(
-                f"'{path} version' (from {source}) did not finish within 30 seconds; "
-                f"needed: {SUPPORTED_TEXT}"
-            ) from None
         except sh.ErrorReturnCode as exc:
+            if timed_out.is_set():
+                raise OpenSSLNotUsable(
+                    f"'{path} version' (from {source}) did not finish within "
+                    f"{VERSION_TIMEOUT:g} seconds; needed: {SUPPORTED_TEXT}"
+                ) from None
             code = exc.exit_code
             reason = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
             raise OpenSSLNotUsable(
@@ -359,6 +375,13 @@ class OpenSSL:
         duration = time.monotonic() - started
         log.debug("[%s] exit 0 in %.3f s", step, duration)
         return Outcome(command, result.exit_code, result.stdout, result.stderr, duration)
+
+
+def _stop_group(process: Any, timed_out: threading.Event | None) -> None:
+    if timed_out is not None:
+        timed_out.set()
+    with contextlib.suppress(ProcessLookupError, OSError):
+        process.kill_group()
 
 
 def locate(explicit: str | None = None) -> tuple[str, str]:

@@ -4,7 +4,7 @@
 Each comparison runs both sides alternately, many times, in fresh folders,
 and prints the median, the interquartile range and the extremes of each, and
 the ratio of the medians. The limits below are checked here and nowhere
-else; the script exits 1 when one is missed, so it can run as a scheduled
+else. The script exits 1 when one is missed, so it can run as a scheduled
 CI job.
 
     python bench/bench.py                        # everything, default run counts
@@ -43,10 +43,10 @@ PIPELINE = ROOT / "pipelines" / "iis-local-ca.yaml"
 KEY_FILE = "www.example.test.key"  # the key the pipeline makes, by its ${host}
 PARTS = ("fresh", "premade", "up-to-date", "help", "calls", "scale")
 
-# The targets: a fresh run costs at most 10% more than the exported script;
-# an up-to-date re-run at most twice `python -c "import yaml"`; with many
-# certificates, two jobs take at most 0.6 times as long as one, the cost per
-# certificate grows by at most 10% from the smallest to the largest set, and
+# The targets. A fresh run costs at most 10% more than the exported script,
+# and an up-to-date re-run at most twice `python -c "import yaml"`. With many
+# certificates, two jobs take at most 0.6 times as long as one, and the cost
+# per certificate grows by at most 10% from the smallest to the largest set.
 # certpipe's processes together stay under 150 MB (PSS, sampled).
 MAX_FRESH_RATIO = 1.10
 MAX_UP_TO_DATE_RATIO = 2.0
@@ -169,8 +169,8 @@ class OtherLoad:
     """How much CPU time processes other than the benchmark's used while a part ran.
 
     Other programs on the machine (a test suite, a build) slow both sides
-    of a comparison, and unevenly; the benchmark says how busy they kept it.
-    Linux only: it reads /proc/stat.
+    of a comparison, and unevenly, so the benchmark prints how busy they
+    kept it. Linux only: it reads /proc/stat.
     """
 
     def __init__(self) -> None:
@@ -291,22 +291,28 @@ def many_certificates_pipeline(path: Path, count: int) -> None:
 
 def bench_scale(counts: list[int], jobs: list[int], runs: int, certpipe: list[str],
                 env: dict[str, str], scratch: Path) -> dict[tuple[int, int], tuple[float, float]]:
-    """Return (median seconds, peak MB) per (certificates, jobs)."""
+    """Return (median seconds, peak MB) per (certificates, jobs).
+
+    The timed runs report the largest single process. Sampling the PSS of
+    the whole process tree takes CPU time that a run with as many jobs as
+    CPUs would miss, so it happens in one more, untimed run per job count.
+    """
     results: dict[tuple[int, int], tuple[float, float]] = {}
     for count in counts:
         pipeline = scratch / f"many-{count}.yaml"
         many_certificates_pipeline(pipeline, count)
         samples: dict[int, list[tuple[float, float]]] = {j: [] for j in jobs}
-        for index in range(runs):
+        for index in range(runs + 1):
             for job in jobs if index % 2 == 0 else list(reversed(jobs)):
                 folder = scratch / f"scale-{count}-{job}-{index}"
                 folder.mkdir()
-                samples[job].append(run_measured(
-                    certpipe + ["run", str(pipeline), "--workdir", str(folder), "-q",
-                                "-j", str(job)], folder, env, sample=True))
+                command = certpipe + ["run", str(pipeline), "--workdir", str(folder), "-q",
+                                      "-j", str(job)]
+                # The last round only samples memory.
+                samples[job].append(run_measured(command, folder, env, sample=index == runs))
                 shutil.rmtree(folder)
         for job, values in samples.items():
-            results[(count, job)] = (statistics.median(v[0] for v in values),
+            results[(count, job)] = (statistics.median(v[0] for v in values[:-1]),
                                      max(v[1] for v in values))
     return results
 
@@ -323,6 +329,98 @@ def machine_line(env: dict[str, str]) -> str:
     return (f"machine: {platform.machine()} {model}, {os.cpu_count()} CPUs, "
             f"{platform.system()} {platform.release()}, Python {platform.python_version()}, "
             f"{openssl}")
+
+
+class Context:
+    """What every part needs: the command measured, its Python, the environment, a folder."""
+
+    def __init__(self, args: argparse.Namespace, scratch: Path):
+        self.args = args
+        self.scratch = scratch
+        self.certpipe = find_certpipe(args.certpipe)
+        self.python = interpreter_of(self.certpipe)
+        self.env = {**os.environ, "PFX_PASSWORD": "bench-password", "NO_COLOR": "1"}
+        # Users' Pythons cache bytecode; without it every run would compile certpipe anew.
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
+
+
+def part_fresh(ctx: Context, failures: list[str]) -> None:
+    load = OtherLoad()
+    ours, plain = bench_fresh(ctx.args.runs, ctx.certpipe, ctx.env, ctx.scratch, None)
+    ratio = ours.median / plain.median
+    print("fresh run (RSA-2048 key, local CA, .p7b, chain, PFX):")
+    print(f"  {ours.describe()}\n  {plain.describe()}")
+    print(f"  ratio of the medians {ratio:.2f} (limit {MAX_FRESH_RATIO}); "
+          f"{paired_ratio(ours, plain)}")
+    print(load.describe())
+    if ratio > MAX_FRESH_RATIO:
+        failures.append("fresh run")
+
+
+def part_premade(ctx: Context, failures: list[str]) -> None:
+    key = subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
+                          "rsa_keygen_bits:2048"], check=True, capture_output=True).stdout
+    load = OtherLoad()
+    ours, plain = bench_fresh(ctx.args.runs, ctx.certpipe, ctx.env, ctx.scratch, key)
+    print("fresh run with an existing key (no key generation; for information):")
+    print(f"  {ours.describe()}\n  {plain.describe()}")
+    print(f"  ratio of the medians {ours.median / plain.median:.2f}; "
+          f"{paired_ratio(ours, plain)}")
+    print(load.describe())
+
+
+def part_up_to_date(ctx: Context, failures: list[str]) -> None:
+    load = OtherLoad()
+    ours, baseline = bench_up_to_date(ctx.args.runs, ctx.certpipe, ctx.python, ctx.env,
+                                      ctx.scratch)
+    ratio = ours.median / baseline.median
+    print("up-to-date re-run:")
+    print(f"  {ours.describe()}\n  {baseline.describe()}")
+    print(f"  ratio of the medians {ratio:.2f} (limit {MAX_UP_TO_DATE_RATIO}); "
+          f"{paired_ratio(ours, baseline)}")
+    print(load.describe())
+    if ratio > MAX_UP_TO_DATE_RATIO:
+        failures.append("up-to-date re-run")
+
+
+def part_help(ctx: Context, failures: list[str]) -> None:
+    print(bench_help(ctx.args.runs, ctx.certpipe, ctx.env, ctx.scratch).describe())
+
+
+def part_calls(ctx: Context, failures: list[str]) -> None:
+    ours_calls, script_calls = count_openssl_calls(ctx.certpipe, ctx.env, ctx.scratch)
+    print(f"openssl processes per fresh run: certpipe {ours_calls}, exported script "
+          f"{script_calls}")
+
+
+def part_scale(ctx: Context, failures: list[str]) -> None:
+    counts = sorted(int(c) for c in ctx.args.scale.split(",") if c)
+    load = OtherLoad()
+    results = bench_scale(counts, [1, 2], ctx.args.scale_runs, ctx.certpipe, ctx.env,
+                          ctx.scratch)
+    print("certificates  jobs  seconds  per certificate  peak MB (PSS of all its processes)")
+    for (count, job), (seconds, peak) in sorted(results.items()):
+        print(f"{count:12d}  {job:4d}  {seconds:7.2f}  {seconds / count * 1000:12.0f} ms"
+              f"  {peak:7.0f}")
+    largest, smallest = counts[-1], counts[0]
+    speedup = results[(largest, 2)][0] / results[(largest, 1)][0]
+    growth = (results[(largest, 1)][0] / largest) / (results[(smallest, 1)][0] / smallest)
+    peak = max(value[1] for value in results.values())
+    print(f"  {largest} certificates: -j 2 / -j 1 = {speedup:.2f} (limit {MAX_J2_OVER_J1})")
+    print(f"  cost per certificate at {largest} / at {smallest} = {growth:.2f} "
+          f"(limit {MAX_PER_CERT_GROWTH})")
+    print(f"  peak memory {peak:.0f} MB (limit {MAX_PEAK_MB})")
+    print(load.describe())
+    if speedup > MAX_J2_OVER_J1:
+        failures.append("-j 2 speed-up")
+    if growth > MAX_PER_CERT_GROWTH:
+        failures.append("per-certificate cost growth")
+    if peak > MAX_PEAK_MB:
+        failures.append("peak memory")
+
+
+PART_RUNNERS = {"fresh": part_fresh, "premade": part_premade, "up-to-date": part_up_to_date,
+                "help": part_help, "calls": part_calls, "scale": part_scale}
 
 
 def main() -> int:
@@ -345,81 +443,17 @@ def main() -> int:
         parser.error(f"unknown part {sorted(unknown)[0]}; parts: {', '.join(PARTS)}")
     if not args.scale:
         parts.discard("scale")
-    certpipe = find_certpipe(args.certpipe)
-    python = interpreter_of(certpipe)
-    env = {**os.environ, "PFX_PASSWORD": "bench-password", "NO_COLOR": "1"}
-    # Users' Pythons cache bytecode; without it every run would compile certpipe anew.
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    failures = []
-    print(machine_line(env))
-    print(f"command: {' '.join([sys.executable, *sys.argv])}")
-    print(f"certpipe: {' '.join(certpipe)} (Python {python})")
+
+    failures: list[str] = []
     with tempfile.TemporaryDirectory(prefix="certpipe-bench-") as tmp:
-        scratch = Path(tmp)
-        if "fresh" in parts:
-            load = OtherLoad()
-            ours, plain = bench_fresh(args.runs, certpipe, env, scratch, None)
-            ratio = ours.median / plain.median
-            print("fresh run (RSA-2048 key, local CA, .p7b, chain, PFX):")
-            print(f"  {ours.describe()}\n  {plain.describe()}")
-            print(f"  ratio of the medians {ratio:.2f} (limit {MAX_FRESH_RATIO}); "
-                  f"{paired_ratio(ours, plain)}")
-            print(load.describe())
-            if ratio > MAX_FRESH_RATIO:
-                failures.append("fresh run")
-        if "premade" in parts:
-            key = subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
-                                  "rsa_keygen_bits:2048"], check=True,
-                                 capture_output=True).stdout
-            load = OtherLoad()
-            ours, plain = bench_fresh(args.runs, certpipe, env, scratch, key)
-            print("fresh run with an existing key (no key generation; for information):")
-            print(f"  {ours.describe()}\n  {plain.describe()}")
-            print(f"  ratio of the medians {ours.median / plain.median:.2f}; "
-                  f"{paired_ratio(ours, plain)}")
-            print(load.describe())
-        if "up-to-date" in parts:
-            load = OtherLoad()
-            ours, baseline = bench_up_to_date(args.runs, certpipe, python, env, scratch)
-            ratio = ours.median / baseline.median
-            print("up-to-date re-run:")
-            print(f"  {ours.describe()}\n  {baseline.describe()}")
-            print(f"  ratio of the medians {ratio:.2f} (limit {MAX_UP_TO_DATE_RATIO}); "
-                  f"{paired_ratio(ours, baseline)}")
-            print(load.describe())
-            if ratio > MAX_UP_TO_DATE_RATIO:
-                failures.append("up-to-date re-run")
-        if "help" in parts:
-            print(bench_help(args.runs, certpipe, env, scratch).describe())
-        if "calls" in parts:
-            ours_calls, script_calls = count_openssl_calls(certpipe, env, scratch)
-            print(f"openssl processes per fresh run: certpipe {ours_calls}, exported script "
-                  f"{script_calls}")
-        if "scale" in parts:
-            counts = sorted(int(c) for c in args.scale.split(",") if c)
-            load = OtherLoad()
-            results = bench_scale(counts, [1, 2], args.scale_runs, certpipe, env, scratch)
-            print("certificates  jobs  seconds  per certificate  peak MB (PSS of all its "
-                  "processes)")
-            for (count, job), (seconds, peak) in sorted(results.items()):
-                print(f"{count:12d}  {job:4d}  {seconds:7.2f}  {seconds / count * 1000:12.0f} ms"
-                      f"  {peak:7.0f}")
-            largest, smallest = counts[-1], counts[0]
-            speedup = results[(largest, 2)][0] / results[(largest, 1)][0]
-            growth = (results[(largest, 1)][0] / largest) / (results[(smallest, 1)][0] / smallest)
-            peak = max(value[1] for value in results.values())
-            print(f"  {largest} certificates: -j 2 / -j 1 = {speedup:.2f} "
-                  f"(limit {MAX_J2_OVER_J1})")
-            print(f"  cost per certificate at {largest} / at {smallest} = {growth:.2f} "
-                  f"(limit {MAX_PER_CERT_GROWTH})")
-            print(f"  peak memory {peak:.0f} MB (limit {MAX_PEAK_MB})")
-            print(load.describe())
-            if speedup > MAX_J2_OVER_J1:
-                failures.append("-j 2 speed-up")
-            if growth > MAX_PER_CERT_GROWTH:
-                failures.append("per-certificate cost growth")
-            if peak > MAX_PEAK_MB:
-                failures.append("peak memory")
+        ctx = Context(args, Path(tmp))
+        print(machine_line(ctx.env))
+        print(f"command: {' '.join([sys.executable, *sys.argv])}")
+        print(f"certpipe: {' '.join(ctx.certpipe)} (Python {ctx.python})")
+        for name in PARTS:
+            if name in parts:
+                PART_RUNNERS[name](ctx, failures)
+
     if failures:
         print("missed: " + ", ".join(failures))
         return 1

@@ -98,7 +98,7 @@ class Unit:
 
 
 class BatchReport:
-    """What a run of one or more pipeline files did, one RunReport per certificate."""
+    """The outcome of a run of one or more pipeline files: one RunReport per certificate."""
 
     def __init__(self, sources: list[Source], workdir: Path,
                  error: CertpipeError | None = None):
@@ -161,8 +161,8 @@ def unit_cache_key(key: str, certificate: str | None) -> str:
 def cached_names(source: Source) -> list[str | None] | None:
     """Return the certificate names the manifest cached for the file, without loading it.
 
-    [None] is a pipeline without certificates:; None means nothing usable is
-    cached, so the file must be loaded.
+    [None] stands for a pipeline without certificates:. None means that
+    nothing usable is cached, so the file must be loaded.
     """
     if source.key is None or not (source.workdir / STATE_DIR).is_dir():
         return None
@@ -197,7 +197,7 @@ def remember_names(source: Source) -> None:
 
 
 class Selection:
-    """Which certificates run: ``--only`` patterns and a ``--shard INDEX/TOTAL``."""
+    """The certificates selected to run: ``--only`` patterns and ``--shard INDEX/TOTAL``."""
 
     def __init__(self, patterns: tuple[str, ...] = (), shard: tuple[int, int] | None = None):
         self.patterns = patterns
@@ -329,8 +329,8 @@ class BatchOptions:
         self.selection = selection or Selection()
         self.use_cache = use_cache  # False when a --set value is malformed: load, report it
         self.timeout = timeout  # seconds per openssl call; None: the pipeline's own
-        # Called with a work directory and (step name, path) pairs of the files a
-        # certificate's steps use, before anything runs; it may raise to stop the run.
+        # Called before anything runs with a work directory and the (step name,
+        # path) pairs of the files a certificate's steps use. It raises to stop the run.
         self.check_files = check_files
 
 

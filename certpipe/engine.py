@@ -71,7 +71,7 @@ class Check:
 
 
 class StepReport:
-    """What one step did in a run."""
+    """The outcome of one step in a run."""
 
     def __init__(self, name: str, kind: str, status: str, duration: float = 0.0, *,
                  reasons: list[str] | None = None, made: list[str] | None = None,
@@ -109,7 +109,7 @@ class StepReport:
 
 
 class RunReport:
-    """What a run of one pipeline for one certificate did."""
+    """The outcome of a run of one pipeline for one certificate."""
 
     def __init__(self, pipeline_name: str, pipeline_path: str, pipeline_sha256: str,
                  workdir: Path, *, started: dt.datetime | None = None, duration: float = 0.0,
@@ -162,10 +162,10 @@ class RunOptions:
 class IdleWork:
     """Work that later steps need, done while the run waits for openssl.
 
-    A run spends most of its time waiting for openssl processes; the first
-    long one (usually key generation) leaves room to import cryptography and
-    the certificate checks and to read the system trust store, which would
-    otherwise run before or between the calls. Only one thread may use it.
+    A run spends most of its time waiting for openssl processes. The first
+    long call (usually key generation) leaves room to import cryptography and
+    the certificate checks and to read the system trust store, work that
+    would otherwise delay the calls. Only one thread may use it.
     """
 
     def __init__(self, tasks: list[Callable[[], object]]):
@@ -174,10 +174,10 @@ class IdleWork:
     def run_while(self, busy: Callable[[], bool]) -> None:
         """Run tasks, one at a time, while *busy* returns True.
 
-        Ctrl-C and SIGTERM are held back until the task at hand ends: raised
-        inside an import or a finalizer that runs during one, the
-        KeyboardInterrupt could be lost, and the run would then wait for an
-        openssl call that nobody stops.
+        Ctrl-C and SIGTERM are held back until the task at hand ends. A
+        KeyboardInterrupt raised inside an import, or inside a finalizer that
+        runs during one, can be lost, and the run then waited forever for the
+        openssl call that the interrupt should have stopped.
         """
         if not self._tasks:
             return
@@ -195,7 +195,7 @@ class IdleWork:
 
 @contextlib.contextmanager
 def _signals_held() -> Iterator[list[int]]:
-    """Record SIGINT and SIGTERM instead of acting on them; raise KeyboardInterrupt after."""
+    """Record SIGINT and SIGTERM instead of acting on them, then raise KeyboardInterrupt."""
     if threading.current_thread() is not threading.main_thread():
         yield []
         return
@@ -340,7 +340,7 @@ def missing_key_problem(steps: list[Step], index: int, workdir: Path,
 
 
 class Decision:
-    """Whether a step runs, and why."""
+    """The decision to run a step or not, with the reasons."""
 
     def __init__(self, run: bool, reasons: list[str]):
         self.run = run

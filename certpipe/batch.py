@@ -33,8 +33,8 @@ from certpipe.engine import (
     idle_tasks, run_from_cache, run_pipeline,
 )
 from certpipe.errors import (
-    EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_PENDING, CertpipeError,
-    PipelineError, UsageError,
+    EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_PENDING,
+    CertpipeError, PipelineError, UsageError,
 )
 from certpipe.fsutil import STATE_DIR, escape_reason
 from certpipe.state import State, cache_key, file_sha256
@@ -46,14 +46,14 @@ log = lazylog.get_logger("certpipe.batch")
 
 # Exit codes from least to most severe: a run of several certificates exits
 # with the most severe code any of them had.
-SEVERITY = (EXIT_OK, EXIT_PENDING, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED)
+SEVERITY = (EXIT_OK, EXIT_PENDING, EXIT_FAILED, EXIT_INVALID, EXIT_INTERNAL, EXIT_INTERRUPTED)
 INTERRUPTED_MESSAGE = "not run: the run was interrupted"
 FAIL_FAST_MESSAGE = "not run: --fail-fast, and another certificate failed"
 DIED_MESSAGE = "the worker process running this certificate stopped unexpectedly"
 
 
 def worst_exit_code(codes: Sequence[int]) -> int:
-    """Return the most severe exit code: 130, then 2, then 1, then 75, then 0."""
+    """Return the most severe exit code: 130, then 70, then 2, then 1, then 75, then 0."""
     rank = {code: index for index, code in enumerate(SEVERITY)}
     return max(codes, key=lambda code: rank.get(code, rank[EXIT_FAILED]), default=EXIT_OK)
 
@@ -125,6 +125,12 @@ class Interrupted(CertpipeError):
     """Ctrl-C or SIGTERM stopped the run (exit 130)."""
 
     exit_code = EXIT_INTERRUPTED
+
+
+class InternalError(CertpipeError):
+    """A bug in certpipe stopped one certificate (exit 70)."""
+
+    exit_code = EXIT_INTERNAL
 
 
 # --- choosing the work directories -------------------------------------------------------
@@ -486,11 +492,29 @@ def _run_unit(unit: Unit, provider: OpenSSLProvider, batch: BatchOptions,
         report = run_pipeline(pipeline, ctx, unit_options,
                               lambda step: on_step(step, unit.label))
     except CertpipeError as exc:
-        report = RunReport(pipeline.name, str(pipeline.path), pipeline.sha256, unit.workdir,
-                           exit_code=exc.exit_code, error=exc, certificate=unit.certificate)
+        report = _failed_report(unit, exc)
+    except OSError as exc:
+        from certpipe.cli import describe_os_error
+
+        report = _failed_report(unit, CertpipeError(describe_os_error(exc)))
+    except Exception:
+        # A bug: the other certificates still run, and the run exits 70.
+        from certpipe.cli import write_crash_log
+
+        log_path = write_crash_log("run")
+        report = _failed_report(unit, InternalError(
+            f"internal error, this is a bug in certpipe; the details are in {log_path}, "
+            f"please include that file when you report it"))
     report.pipeline_path = str(unit.source.path)
     report.label = unit.label
     return report
+
+
+def _failed_report(unit: Unit, error: CertpipeError) -> RunReport:
+    pipeline = unit.pipeline
+    assert pipeline is not None
+    return RunReport(pipeline.name, str(pipeline.path), pipeline.sha256, unit.workdir,
+                     exit_code=error.exit_code, error=error, certificate=unit.certificate)
 
 
 def _not_started(unit: Unit, message: str) -> RunReport:

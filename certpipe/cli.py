@@ -20,6 +20,8 @@ exit codes:
   70  internal error: a bug in certpipe; a crash log is written to the temporary folder
   75  pending: waiting for an outside input such as the CA's reply
   130 interrupted (Ctrl-C)
+With several certificates, certpipe run exits with the worst code of any
+certificate, in the order 130, 70, 2, 1, 75, 0.
 """
 
 

@@ -163,7 +163,8 @@ def test_pending_beats_done(cli, tmp_path, write_pipeline):
 
 
 @pytest.mark.parametrize("codes, worst", [
-    ([0, 75, 0], 75), ([75, 1, 0], 1), ([1, 2], 2), ([2, 130, 1], 130), ([], 0), ([0], 0)])
+    ([0, 75, 0], 75), ([75, 1, 0], 1), ([1, 2], 2), ([2, 70, 1], 70), ([70, 130], 130),
+    ([2, 130, 1], 130), ([], 0), ([0], 0)])
 def test_worst_exit_code_order(codes, worst):
     assert worst_exit_code(codes) == worst
 

@@ -103,17 +103,33 @@ def load_pipelines(path: Path, overrides: Mapping[str, str] | None = None) -> li
     _check_overrides(doc, data, dict.fromkeys(declared), overrides or {})
     pipelines = []
     problems: dict[str, list[str]] = {}  # problem -> names of the certificates it concerns
+    about_list: list[str] = []  # problems in other entries of certificates:, found once
     for index, name, source in certificates:
+        first = index == certificates[0][0]
         try:
-            pipelines.append(_resolve(doc, data, overrides or {}, (name, source)))
+            pipelines.append(_resolve(doc, data, overrides or {}, (name, source),
+                                      check_certificates=first))
         except PipelineError as exc:
             for problem in exc.problems or [str(exc)]:
-                problems.setdefault(problem, []).append(name)
-    if problems:
-        raise PipelineError(f"{path}: invalid pipeline",
-                            [problem + _certificates_label(names)
-                             for problem, names in problems.items()])
+                if first and _about_other_entry(problem, index):
+                    about_list.append(problem)
+                else:
+                    problems.setdefault(problem, []).append(name)
+    if problems or about_list:
+        raise PipelineError(f"{path}: invalid pipeline", about_list + [
+            problem + _certificates_label(names) for problem, names in problems.items()])
     return pipelines
+
+
+def _about_other_entry(problem: str, index: int) -> bool:
+    """Tell whether a problem concerns the certificates: list, but not entry *index*.
+
+    Problems read ``file:line:column: key.path: text``. The schema check of
+    the whole list runs with the first certificate only, and a problem it
+    finds in another entry names that entry by its key path already.
+    """
+    mentioned = ": certificates[" in problem or ": certificates: " in problem
+    return mentioned and f": certificates[{index}]" not in problem
 
 
 def _certificates_label(names: list[str]) -> str:
@@ -175,8 +191,14 @@ def _read_certificates(doc: Document,
 
 
 def _resolve(doc: Document, data: dict[str, Any], overrides: Mapping[str, str],
-             certificate: tuple[str, VarSource] | None) -> Pipeline:
-    """Resolve and validate the steps for one certificate, or for the pipeline alone."""
+             certificate: tuple[str, VarSource] | None,
+             check_certificates: bool = True) -> Pipeline:
+    """Resolve and validate the steps for one certificate, or for the pipeline alone.
+
+    The ``certificates:`` list is checked against the schema only with
+    *check_certificates*: once per file, not once per certificate, which
+    would take time that grows with the square of their number.
+    """
     path = doc.path
     variables = _collect_vars(doc, data, overrides, certificate)
     resolved = {key: value for key, value in data.items()
@@ -184,7 +206,7 @@ def _resolve(doc: Document, data: dict[str, Any], overrides: Mapping[str, str],
     problems: list[str] = []
     resolved = _substitute(doc, resolved, (), variables, problems)
     for key in ("vars", "certificates"):
-        if key in data:
+        if key in data and (key != "certificates" or check_certificates):
             resolved[key] = data[key]
     if problems:
         raise PipelineError(f"{path}: invalid pipeline", problems)

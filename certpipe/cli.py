@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
-import shutil
 import sys
 from typing import Sequence
 
-from certpipe import __version__
+from certpipe import __version__, lazylog
 from certpipe.commands import COMMANDS
 from certpipe.errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, CertpipeError
 
@@ -28,6 +26,7 @@ exit codes:
 def version_text() -> str:
     """Return certpipe's version and the openssl it would use, without failing on openssl."""
     import platform
+    import shutil
 
     from certpipe.openssl import OpenSSL
 
@@ -86,16 +85,30 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def configure_logging(verbose: bool, quiet: bool) -> None:
-    level = logging.DEBUG if verbose else (logging.ERROR if quiet else logging.WARNING)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("certpipe")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
-    # sh logs every command line at INFO; certpipe logs its own.
-    logging.getLogger("sh").setLevel(logging.WARNING)
+def configure_logging(verbose: bool, quiet: bool, lazy: bool = False) -> None:
+    """Send certpipe's log records of the chosen level to stderr.
+
+    With *lazy*, logging is set up (and imported) only when a record of that
+    level is written or a module calls lazylog.setup(); ``run`` uses this.
+    """
+    level = lazylog.DEBUG if verbose else (lazylog.ERROR if quiet else lazylog.WARNING)
+    stream = sys.stderr
+
+    def setup() -> None:
+        import logging
+
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root = logging.getLogger("certpipe")
+        root.handlers[:] = [handler]
+        root.setLevel(level)
+        root.propagate = False
+        # sh logs every command line at INFO; certpipe logs its own.
+        logging.getLogger("sh").setLevel(logging.WARNING)
+
+    lazylog.configure(level, setup)
+    if not lazy or verbose:
+        lazylog.setup()
 
 
 def _selected_command(argv: Sequence[str]) -> str | None:
@@ -110,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 for --help
         return int(exc.code or 0)
-    configure_logging(args.verbose, args.quiet)
+    configure_logging(args.verbose, args.quiet, lazy=args.command == "run")
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
         return module.main(args)

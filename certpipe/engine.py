@@ -15,14 +15,18 @@ in. This module imports no third-party package: the fast path
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import logging
+import importlib
 import os
+import signal
+import threading
 import time
-from dataclasses import dataclass, field
+from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
+from certpipe import lazylog
 from certpipe.errors import (
     EXIT_INTERRUPTED, CertpipeError, CheckFailed, OpenSSLNotUsable, Pending, PipelineError,
     StepFailed,
@@ -35,10 +39,11 @@ from certpipe.state import (
 )
 
 if TYPE_CHECKING:
+    from certpipe.openssl import OpenSSL
     from certpipe.pipeline.model import Pipeline
     from certpipe.steps.base import Step, StepContext, StepResult
 
-log = logging.getLogger("certpipe.engine")
+log = lazylog.get_logger("certpipe.engine")
 
 # Step statuses, as status lines and reports show them.
 MADE = "made"
@@ -50,28 +55,49 @@ INTERRUPTED = "interrupted"
 NOT_RUN = "not run"
 
 
-@dataclass
+# The report classes are plain classes rather than dataclasses: importing
+# dataclasses imports inspect, about 5 ms of an up-to-date run's 70 ms.
+
+
 class Check:
-    description: str
-    result: str  # passed, failed, or "recorded" for a check of an earlier run
+    """One check of a step and its result: passed, failed, or recorded (by an earlier run)."""
+
+    def __init__(self, description: str, result: str):
+        self.description = description
+        self.result = result
+
+    def __repr__(self) -> str:
+        return f"Check({self.description!r}, {self.result!r})"
 
 
-@dataclass
 class StepReport:
-    name: str
-    kind: str
-    status: str
-    duration: float = 0.0
-    reasons: list[str] = field(default_factory=list)  # why the step ran
-    made: list[str] = field(default_factory=list)
-    kept: list[str] = field(default_factory=list)
-    artifacts: dict[str, str | None] = field(default_factory=dict)  # file -> SHA-256
-    checks: list[Check] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    message: str = ""
-    openssl_calls: int = 0
-    # The error that stopped the run here, when it is not a plain step failure.
-    error: CertpipeError | None = field(default=None, repr=False)
+    """The outcome of one step in a run."""
+
+    def __init__(self, name: str, kind: str, status: str, duration: float = 0.0, *,
+                 reasons: list[str] | None = None, made: list[str] | None = None,
+                 kept: list[str] | None = None,
+                 artifacts: dict[str, str | None] | None = None,
+                 checks: list[Check] | None = None, notes: list[str] | None = None,
+                 message: str = "", openssl_calls: int = 0,
+                 error: CertpipeError | None = None):
+        self.name = name
+        self.kind = kind
+        self.status = status
+        self.duration = duration
+        self.reasons = reasons if reasons is not None else []  # why the step ran
+        self.made = made if made is not None else []
+        self.kept = kept if kept is not None else []
+        # Output file -> SHA-256, a folder output listed file by file.
+        self.artifacts = artifacts if artifacts is not None else {}
+        self.checks = checks if checks is not None else []
+        self.notes = notes if notes is not None else []
+        self.message = message
+        self.openssl_calls = openssl_calls
+        # The error that stopped the run here, when it is not a plain step failure.
+        self.error = error
+
+    def __repr__(self) -> str:
+        return f"StepReport({self.name!r}, {self.kind!r}, {self.status!r})"
 
     @property
     def result(self) -> StepResult:
@@ -82,31 +108,165 @@ class StepReport:
                           checks=[c.description for c in self.checks if c.result == "passed"])
 
 
-@dataclass
 class RunReport:
-    pipeline_name: str
-    pipeline_path: str
-    pipeline_sha256: str
-    workdir: Path
-    started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
-    duration: float = 0.0
-    steps: list[StepReport] = field(default_factory=list)
-    exit_code: int = 0
-    error: CertpipeError | None = None
-    openssl: dict[str, str] | None = None
-    from_cache: bool = False  # decided from the manifest alone, pipeline not loaded
+    """The outcome of a run of one pipeline for one certificate."""
+
+    def __init__(self, pipeline_name: str, pipeline_path: str, pipeline_sha256: str,
+                 workdir: Path, *, started: dt.datetime | None = None, duration: float = 0.0,
+                 steps: list[StepReport] | None = None, exit_code: int = 0,
+                 error: CertpipeError | None = None, openssl: dict[str, str] | None = None,
+                 from_cache: bool = False, certificate: str | None = None, label: str = "",
+                 not_started: str = ""):
+        self.pipeline_name = pipeline_name
+        self.pipeline_path = pipeline_path
+        self.pipeline_sha256 = pipeline_sha256
+        self.workdir = workdir
+        self.started = started or dt.datetime.now(dt.timezone.utc)
+        self.duration = duration
+        self.steps = steps if steps is not None else []
+        self.exit_code = exit_code
+        self.error = error
+        self.openssl = openssl
+        self.from_cache = from_cache  # decided from the manifest alone, pipeline not loaded
+        # The certificate's name, for a pipeline with certificates:.
+        self.certificate = certificate
+        # Prefix of status lines: the certificate, after the pipeline file when several.
+        self.label = label
+        self.not_started = not_started  # why the certificate did not run (--fail-fast, Ctrl-C)
+
+    def __repr__(self) -> str:
+        return f"RunReport({self.pipeline_name!r}, {self.label!r}, exit_code={self.exit_code})"
 
     @property
     def interrupted(self) -> bool:
         return self.exit_code == EXIT_INTERRUPTED
 
 
-@dataclass
 class RunOptions:
-    force: frozenset[str] = frozenset()
-    rekey: bool = False
-    lock_wait: float = 0.0
-    cache_key: str | None = None
+    """How to run: forced steps, re-keying, lock wait, and what several certificates share."""
+
+    def __init__(self, force: frozenset[str] = frozenset(), rekey: bool = False,
+                 lock_wait: float = 0.0, cache_key: str | None = None, *,
+                 cancel: threading.Event | None = None, idle_work: IdleWork | None = None):
+        self.force = force
+        self.rekey = rekey
+        self.lock_wait = lock_wait
+        self.cache_key = cache_key
+        # Set when a worker process is interrupted: its certificate stops before
+        # the next step, and a step whose openssl call was stopped counts as interrupted.
+        self.cancel = cancel if cancel is not None else threading.Event()
+        # Work done while openssl runs, when certificates run one at a time.
+        self.idle_work = idle_work
+
+
+class IdleWork:
+    """Work that later steps need, done while the run waits for openssl.
+
+    A run spends most of its time waiting for openssl processes. The first
+    long call (usually key generation) leaves room to import cryptography and
+    the certificate checks and to read the system trust store, work that
+    would otherwise delay the calls. Only one thread may use it.
+    """
+
+    def __init__(self, tasks: list[Callable[[], object]]):
+        self._tasks = deque(tasks)
+
+    def run_while(self, busy: Callable[[], bool]) -> None:
+        """Run tasks, one at a time, while *busy* returns True.
+
+        Ctrl-C and SIGTERM are held back until the task at hand ends. A
+        KeyboardInterrupt raised inside an import, or inside a finalizer that
+        runs during one, can be lost, and the run then waited forever for the
+        openssl call that the interrupt should have stopped.
+        """
+        if not self._tasks:
+            return
+        with _signals_held() as held:
+            while self._tasks and not held and busy():
+                task = self._tasks.popleft()
+                try:
+                    task()
+                except Exception as exc:  # noqa: BLE001 - the step that needs it reports it
+                    log.debug("preparing ahead failed, left to the step: %r", exc)
+
+    def run_all(self) -> None:
+        self.run_while(lambda: True)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[list[int]]:
+    """Record SIGINT and SIGTERM instead of acting on them, then raise KeyboardInterrupt."""
+    if threading.current_thread() is not threading.main_thread():
+        yield []
+        return
+    held: list[int] = []
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.signal(signum, lambda number, frame: held.append(number))
+    try:
+        yield held
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if held:
+        raise KeyboardInterrupt
+
+
+# Modules the step kinds import when they run; all of them import cryptography.
+RUNTIME_MODULES = (
+    "cryptography.x509", "certpipe.artifacts.intake", "certpipe.artifacts.keys",
+    "certpipe.artifacts.checks", "certpipe.artifacts.chain", "certpipe.artifacts.trust",
+)
+
+
+def idle_tasks(pipelines: Iterable[Pipeline]) -> list[Callable[[], object]]:
+    """Return the imports and reads that running *pipelines* will need, cheapest first."""
+    tasks: list[Callable[[], object]] = [
+        lambda name=name: importlib.import_module(name) for name in RUNTIME_MODULES
+    ]
+    if any(getattr(step, "trust_anchors", None) == "system"
+           for pipeline in pipelines for step in pipeline.steps):
+        tasks.append(lambda: importlib.import_module("certpipe.artifacts.trust").system_anchors())
+    return tasks
+
+
+class OpenSSLProvider:
+    """Locate openssl and learn its version once per run, for every certificate of the run.
+
+    The version comes from the manifest when it recorded the same binary
+    (see :meth:`State.known_openssl_version`); only otherwise is ``openssl
+    version`` run. Each certificate gets its own :class:`OpenSSL` object, so
+    that its call count is its own.
+    """
+
+    def __init__(self, explicit: str | None = None):
+        self.explicit = explicit
+        self.probes = 0  # how many times 'openssl version' ran
+        self._lock = threading.Lock()
+        self._found: tuple[str, Any, str] | None = None  # path, version, where the path came from
+        self._error: CertpipeError | None = None
+
+    def get(self, state: State | None = None) -> OpenSSL:
+        from certpipe.openssl import OpenSSL, is_supported, locate, parse_version
+
+        with self._lock:
+            if self._error is not None:
+                raise self._error  # an unusable openssl is reported by every certificate
+            if self._found is None:
+                try:
+                    path, source = locate(self.explicit)
+                    known = state.known_openssl_version(path) if state is not None else None
+                    version = parse_version(known) if known else None
+                    if version is None or not is_supported(version):
+                        self.probes += 1
+                        version = OpenSSL.probe_version(path, source)
+                except CertpipeError as exc:
+                    self._error = exc
+                    raise
+                self._found = (path, version, source)
+                log.info("using openssl %s", OpenSSL(path, version, source).describe())
+        path, version, source = self._found
+        return OpenSSL(path, version, source)
 
 
 StepCallback = Callable[[StepReport], None]
@@ -179,10 +339,12 @@ def missing_key_problem(steps: list[Step], index: int, workdir: Path,
 # --- deciding ----------------------------------------------------------------------------
 
 
-@dataclass
 class Decision:
-    run: bool
-    reasons: list[str]
+    """The decision to run a step or not, with the reasons."""
+
+    def __init__(self, run: bool, reasons: list[str]):
+        self.run = run
+        self.reasons = reasons
 
 
 def decide(step: Step, state: State, workdir: Path, options: RunOptions) -> Decision:
@@ -234,6 +396,7 @@ def cache_entry(pipeline: Pipeline, key: str) -> dict[str, Any]:
     """Return what the fast path needs to know about *pipeline*, stored under *key*."""
     return {
         "cache_key": key,
+        "certificate": pipeline.certificate,
         "name": pipeline.name,
         "path": str(pipeline.path),
         "sha256": pipeline.sha256,
@@ -258,10 +421,15 @@ def check_forced_names(pipeline: Pipeline, forced: Iterable[str]) -> None:
 
 def run_pipeline(pipeline: Pipeline, ctx: StepContext, options: RunOptions | None = None,
                  on_step: StepCallback = _no_callback) -> RunReport:
-    """Run *pipeline* in ``ctx.workdir`` under the work directory's lock."""
+    """Run *pipeline* in ``ctx.workdir`` under the work directory's lock.
+
+    When ``ctx.openssl_factory`` is an :class:`OpenSSLProvider`, the version
+    recorded in the manifest for the same binary is used.
+    """
     options = options or RunOptions()
     check_forced_names(pipeline, options.force)
-    report = RunReport(pipeline.name, str(pipeline.path), pipeline.sha256, ctx.workdir)
+    report = RunReport(pipeline.name, str(pipeline.path), pipeline.sha256, ctx.workdir,
+                       certificate=pipeline.certificate)
     started = time.monotonic()
     create_workdir(ctx.workdir)
     check_state_dir(ctx.workdir)
@@ -270,25 +438,52 @@ def run_pipeline(pipeline: Pipeline, ctx: StepContext, options: RunOptions | Non
         for leftover in remove_stale_temps(output_folders(ctx.workdir, outputs)):
             log.info("removed %s, left by an interrupted run", leftover)
         state = State.load(ctx.workdir)
-        try:
-            _run_steps(pipeline, ctx, options, state, report, on_step)
-            # Cache the pipeline only after a clean run, so that a failed or
-            # invalid run leaves the manifest as it was.
-            if options.cache_key and report.exit_code == 0:
-                state.pipeline = cache_entry(pipeline, options.cache_key)
-        finally:
-            if ctx._openssl is not None:
-                state.openssl = {"path": ctx.openssl.path, "version": str(ctx.openssl.version)}
-            report.openssl = state.openssl
-            state.save()
+        with _openssl_for(ctx, state, options):
+            try:
+                _run_steps(pipeline, ctx, options, state, report, on_step)
+                # Cache the pipeline only after a clean run, so that a failed or
+                # invalid run leaves the manifest as it was.
+                if options.cache_key and report.exit_code == 0:
+                    state.pipeline = cache_entry(pipeline, options.cache_key)
+            finally:
+                if ctx._openssl is not None:
+                    state.remember_openssl(ctx.openssl.path, str(ctx.openssl.version))
+                report.openssl = state.openssl_summary()
+                state.save()
     report.duration = time.monotonic() - started
     return report
+
+
+@contextlib.contextmanager
+def _openssl_for(ctx: StepContext, state: State, options: RunOptions) -> Iterator[None]:
+    """Let the context's openssl use the manifest's version record and the run's idle work."""
+    factory = ctx.openssl_factory
+
+    def make() -> OpenSSL:
+        openssl = factory.get(state) if isinstance(factory, OpenSSLProvider) else factory()
+        openssl.while_waiting = waiting
+        return openssl
+
+    def waiting(process: Any) -> None:
+        if options.idle_work is not None:
+            options.idle_work.run_while(process.is_alive)
+
+    ctx.openssl_factory = make
+    try:
+        yield
+    finally:
+        ctx.openssl_factory = factory
 
 
 def _run_steps(pipeline: Pipeline, ctx: StepContext, options: RunOptions, state: State,
                report: RunReport, on_step: StepCallback) -> None:
     steps = pipeline.steps
     for index, step in enumerate(steps):
+        if options.cancel.is_set():
+            report.exit_code = EXIT_INTERRUPTED
+            report.error = CertpipeError("interrupted")
+            _skip_rest(steps[index:], "not run: the run was interrupted", report, on_step)
+            return
         decision = decide(step, state, ctx.workdir, options)
         if not decision.run:
             step_report = up_to_date_report(step.name, step.kind, output_values(step),
@@ -307,12 +502,17 @@ def _run_steps(pipeline: Pipeline, ctx: StepContext, options: RunOptions, state:
         report.error = _error_of(step_report)
         report.exit_code = report.error.exit_code if step_report.status != INTERRUPTED \
             else EXIT_INTERRUPTED
-        for later in steps[index + 1:]:
-            skipped = StepReport(later.name, later.kind, NOT_RUN,
-                                 message=f"not run: step '{step.name}' is {step_report.status}")
-            report.steps.append(skipped)
-            on_step(skipped)
+        _skip_rest(steps[index + 1:], f"not run: step '{step.name}' is {step_report.status}",
+                   report, on_step)
         return
+
+
+def _skip_rest(steps: list[Step], message: str, report: RunReport,
+               on_step: StepCallback) -> None:
+    for later in steps:
+        skipped = StepReport(later.name, later.kind, NOT_RUN, message=message)
+        report.steps.append(skipped)
+        on_step(skipped)
 
 
 def _error_of(step_report: StepReport) -> CertpipeError:
@@ -349,8 +549,13 @@ def _run_one(steps: list[Step], index: int, ctx: StepContext, options: RunOption
         step_report.message = str(exc)
         step_report.error = exc
     except CertpipeError as exc:
-        step_report.message = exc.detail if isinstance(exc, StepFailed) else str(exc)
-        step_report.checks.append(Check(step_report.message, "failed"))
+        if options.cancel.is_set():
+            # openssl was stopped because the run is being interrupted.
+            step_report.status = INTERRUPTED
+            step_report.message = "interrupted; files already made are kept"
+        else:
+            step_report.message = exc.detail if isinstance(exc, StepFailed) else str(exc)
+            step_report.checks.append(Check(step_report.message, "failed"))
     except OSError as exc:
         # A file the step reads or writes: too long a name, no space, no permission.
         where = f"{exc.filename}: " if exc.filename else ""
@@ -438,7 +643,8 @@ def run_from_cache(workdir: Path, key: str, options: RunOptions,
             log.info("removed %s, left by an interrupted run", leftover)
     report = RunReport(str(state.pipeline.get("name", "")), str(state.pipeline.get("path", "")),
                        str(state.pipeline.get("sha256", "")), workdir, from_cache=True,
-                       openssl=state.openssl)
+                       openssl=state.openssl_summary(),
+                       certificate=state.pipeline.get("certificate"))
     for step_report in reports:
         report.steps.append(step_report)
         on_step(step_report)

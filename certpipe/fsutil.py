@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 import stat
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -46,7 +45,7 @@ def blocked_folder_reason(folder: Path) -> str | None:
 
 
 def temp_path_for(path: Path) -> Path:
-    return path.with_name(f".{path.name}{TEMP_MARK}{secrets.token_hex(6)}")
+    return path.with_name(f".{path.name}{TEMP_MARK}{os.urandom(6).hex()}")
 
 
 def is_temp_path(path: Path) -> bool:

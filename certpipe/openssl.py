@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from certpipe.errors import CertpipeError, OpenSSLNotUsable
 from certpipe.secrets import Secret, mask_secrets
@@ -25,6 +25,7 @@ from certpipe.secrets import Secret, mask_secrets
 log = logging.getLogger("certpipe.openssl")
 
 DEFAULT_TIMEOUT = 300.0
+VERSION_TIMEOUT = 30.0  # seconds 'openssl version' may take
 OUTPUT_LIMIT = 2000  # characters of openssl output kept in an error message
 
 # Environment variables that carry secrets to openssl; they are set only in
@@ -208,6 +209,9 @@ class OpenSSL:
         self.source = source  # where the path came from: --openssl, CERTPIPE_OPENSSL or PATH
         self.capabilities = capabilities_for(version)
         self.calls = 0
+        # Called with the running sh command once each call has started, so
+        # the caller can work meanwhile; it must return before openssl is waited for.
+        self.while_waiting: Callable[[Any], None] | None = None
 
     def describe(self) -> str:
         library = self.version.library
@@ -231,24 +235,7 @@ class OpenSSL:
         Raise OpenSSLNotUsable, which exits 2, naming the binary, where its
         path came from, what it is and what is needed.
         """
-        source = "--openssl"
-        wanted = explicit
-        if not wanted:
-            # An empty CERTPIPE_OPENSSL counts as unset, as in most shells' idioms.
-            wanted = os.environ.get("CERTPIPE_OPENSSL") or None
-            source = "CERTPIPE_OPENSSL"
-        if wanted:
-            path = _resolve_binary(wanted, source)
-        else:
-            source = "PATH"
-            found = shutil.which("openssl")
-            if found is None:
-                raise OpenSSLNotUsable(
-                    f"openssl not found on PATH; needed: {SUPPORTED_TEXT}. Install it "
-                    f"(Debian/Ubuntu: apt-get install openssl) or name the binary with "
-                    f"--openssl or CERTPIPE_OPENSSL"
-                )
-            path = found
+        path, source = locate(explicit)
         version = cls.probe_version(path, source)
         found = cls(path, version, source)
         log.info("using openssl %s", found.describe())
@@ -259,19 +246,34 @@ class OpenSSL:
         import sh
 
         where = f"openssl binary {path} (from {source})"
+        timed_out = threading.Event()
         try:
             result = sh.Command(path)(
-                "version", _return_cmd=True, _tty_out=False, _new_session=True,
-                _timeout=30, _env=dict(os.environ),
+                "version", _return_cmd=True, _bg=True, _bg_exc=False, _tty_out=False,
+                _new_session=True, _env=dict(os.environ),
             )
+            # sh's own _timeout polls every 0.1 s, which made this call take about
+            # 100 ms longer (sh 2.4.0); a timer stops a hung binary instead, as in run().
+            timer = threading.Timer(VERSION_TIMEOUT, _stop_group, (result, timed_out))
+            timer.daemon = True
+            timer.start()
+            try:
+                result.wait()
+            except sh.ErrorReturnCode:
+                raise
+            except BaseException:
+                _stop_group(result, None)  # Ctrl-C: do not leave it running
+                raise
+            finally:
+                timer.cancel()
         except sh.CommandNotFound:
             raise OpenSSLNotUsable(f"{where} cannot be run; needed: {SUPPORTED_TEXT}") from None
-        except sh.TimeoutException:
-            raise OpenSSLNotUsable(
-                f"'{path} version' (from {source}) did not finish within 30 seconds; "
-                f"needed: {SUPPORTED_TEXT}"
-            ) from None
         except sh.ErrorReturnCode as exc:
+            if timed_out.is_set():
+                raise OpenSSLNotUsable(
+                    f"'{path} version' (from {source}) did not finish within "
+                    f"{VERSION_TIMEOUT:g} seconds; needed: {SUPPORTED_TEXT}"
+                ) from None
             code = exc.exit_code
             reason = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
             raise OpenSSLNotUsable(
@@ -341,6 +343,8 @@ class OpenSSL:
         timer.daemon = True
         timer.start()
         try:
+            if self.while_waiting is not None:
+                self.while_waiting(process)
             process.wait()
         except sh.ErrorReturnCode as exc:
             if timed_out.is_set():
@@ -371,6 +375,37 @@ class OpenSSL:
         duration = time.monotonic() - started
         log.debug("[%s] exit 0 in %.3f s", step, duration)
         return Outcome(command, result.exit_code, result.stdout, result.stderr, duration)
+
+
+def _stop_group(process: Any, timed_out: threading.Event | None) -> None:
+    if timed_out is not None:
+        timed_out.set()
+    with contextlib.suppress(ProcessLookupError, OSError):
+        process.kill_group()
+
+
+def locate(explicit: str | None = None) -> tuple[str, str]:
+    """Return the openssl binary to use and where its path came from.
+
+    The order is *explicit* (--openssl), $CERTPIPE_OPENSSL, then PATH; the
+    second value names the one used. Raise OpenSSLNotUsable when none is found.
+    """
+    source = "--openssl"
+    wanted = explicit
+    if not wanted:
+        # An empty CERTPIPE_OPENSSL counts as unset, as in most shells' idioms.
+        wanted = os.environ.get("CERTPIPE_OPENSSL") or None
+        source = "CERTPIPE_OPENSSL"
+    if wanted:
+        return _resolve_binary(wanted, source), source
+    found = shutil.which("openssl")
+    if found is None:
+        raise OpenSSLNotUsable(
+            f"openssl not found on PATH; needed: {SUPPORTED_TEXT}. Install it "
+            f"(Debian/Ubuntu: apt-get install openssl) or name the binary with "
+            f"--openssl or CERTPIPE_OPENSSL"
+        )
+    return found, "PATH"
 
 
 def _check_out_written(command: Sequence[str], output: str) -> None:

@@ -7,23 +7,27 @@ secret. This module imports only the standard library.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import sys
-import xml.etree.ElementTree as ET
-from importlib import resources
+import threading
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from certpipe import __version__
+from certpipe.batch import BatchReport, describe_sources, summary_counts
 from certpipe.engine import NOT_RUN, PENDING, RunReport, StepReport
 from certpipe.errors import EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_PENDING
 from certpipe.fsutil import atomic_write
 
+if TYPE_CHECKING:
+    import xml.etree.ElementTree as ET
+
 WIDTH = 32
 COLOURS = {"made": "32", "kept": "32", "up to date": "36", "pending": "33", "failed": "31",
            "interrupted": "31", "not run": "2"}
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 RUN_STATUS = {EXIT_OK: "ok", EXIT_INVALID: "invalid", EXIT_PENDING: "pending",
               EXIT_INTERRUPTED: "interrupted"}
 
@@ -36,71 +40,146 @@ def use_colour(stream: TextIO) -> bool:
 
 
 class StatusPrinter:
-    """One line per step on stdout, then a summary line."""
+    """One line per step on stdout, then a summary line.
+
+    Lines of several certificates start with the certificate's label. Each
+    line is written whole under a lock, so threads never interleave parts
+    of lines.
+    """
 
     def __init__(self, stream: TextIO = sys.stdout, quiet: bool = False, verbose: bool = False):
         self.stream = stream
         self.quiet = quiet
         self.verbose = verbose
         self.colour = use_colour(stream)
+        self._lock = threading.Lock()
 
     def _paint(self, text: str, status: str) -> str:
         if not self.colour:
             return text
         return f"\033[{COLOURS.get(status, '0')}m{text}\033[0m"
 
-    def step(self, report: StepReport) -> None:
+    def _write(self, lines: list[str]) -> None:
+        with self._lock:
+            self.stream.write("".join(line + "\n" for line in lines))
+            self.stream.flush()
+
+    def step(self, report: StepReport, label: str = "") -> None:
         if self.quiet and report.status not in ("failed", "pending", "interrupted"):
             return
-        label = f"{report.name} ({report.kind}) "
-        dots = "." * max(3, WIDTH - len(label))
+        prefix = f"{label}: " if label else ""
+        name = f"{report.name} ({report.kind}) "
+        dots = "." * max(3, WIDTH - len(name))
         files = report.made or report.kept
         what = f" {', '.join(files)}" if files else ""
         timing = f" ({report.duration:.2f} s)" if report.status in ("made", "kept") else ""
-        line = f"{label}{dots} {self._paint(report.status, report.status)}{what}{timing}"
-        print(line, file=self.stream, flush=True)
-        for note in report.notes:
-            print(f"    note: {note}", file=self.stream)
+        lines = [f"{prefix}{name}{dots} {self._paint(report.status, report.status)}{what}"
+                 f"{timing}"]
+        lines += [f"{prefix}    note: {note}" for note in report.notes]
         if self.verbose:
-            for reason in report.reasons:
-                print(f"    why: {reason}", file=self.stream)
-            for check in report.checks:
-                print(f"    check {check.result}: {check.description}", file=self.stream)
+            lines += [f"{prefix}    why: {reason}" for reason in report.reasons]
+            lines += [f"{prefix}    check {check.result}: {check.description}"
+                      for check in report.checks]
+        self._write(lines)
 
     def summary(self, report: RunReport) -> None:
         if self.quiet and report.exit_code == 0:
             return
-        counts: dict[str, int] = {}
-        for step in report.steps:
-            counts[step.status] = counts.get(step.status, 0) + 1
-        parts = ", ".join(f"{n} {status}" for status, n in counts.items()) or "no step run"
-        print(f"{report.pipeline_name}: {parts} in {report.duration:.2f} s", file=self.stream,
-              flush=True)
+        self._write([f"{report.pipeline_name}: {_count_steps(report.steps)} in "
+                     f"{report.duration:.2f} s"])
+
+    def batch_summary(self, result: BatchReport) -> None:
+        """Print the summary of a run: as :meth:`summary` for one plain pipeline."""
+        if not result.several and len(result.reports) == 1:
+            self.summary(result.reports[0])
+            return
+        if (self.quiet and result.exit_code == 0) or not result.reports:
+            return
+        groups = summary_counts(result)
+        parts = []
+        for outcome in ("done", "pending", "failed", "invalid", "interrupted", "not run"):
+            labels = groups.get(outcome, [])
+            if not labels:
+                continue
+            shown = "" if outcome == "done" else " (" + _some(labels) + ")"
+            parts.append(f"{len(labels)} {outcome}{shown}")
+        total = len(result.reports)
+        self._write([f"{total} certificate{'s' if total != 1 else ''}: {', '.join(parts)} "
+                     f"in {result.duration:.2f} s"])
+
+
+def _count_steps(steps: list[StepReport]) -> str:
+    counts: dict[str, int] = {}
+    for step in steps:
+        counts[step.status] = counts.get(step.status, 0) + 1
+    return ", ".join(f"{n} {status}" for status, n in counts.items()) or "no step run"
+
+
+def _some(labels: list[str], limit: int = 10) -> str:
+    more = len(labels) - limit
+    return ", ".join(labels[:limit]) + (f" and {more} more" if more > 0 else "")
 
 
 # --- JSON --------------------------------------------------------------------------------
 
 
 def run_status(report: RunReport) -> str:
+    if report.not_started and report.exit_code == EXIT_OK:
+        return "not run"
     return RUN_STATUS.get(report.exit_code, "failed")
 
 
-def report_data(report: RunReport) -> dict[str, Any]:
-    """Return the JSON report of *report* as plain data."""
+def report_data(result: BatchReport) -> dict[str, Any]:
+    """Return the JSON report of a run as plain data: one entry per certificate and step."""
+    reports = result.reports
+    pipelines = describe_sources(result)
+    openssl = next((r.openssl for r in reports if r.openssl), None)
+    started = (reports[0].started if len(reports) == 1 and not result.several
+               else dt.datetime.fromtimestamp(result.started_at, dt.timezone.utc))
+    status = RUN_STATUS.get(result.exit_code, "failed")
     return {
         "report_version": REPORT_VERSION,
         "certpipe_version": __version__,
-        "pipeline": {"name": report.pipeline_name, "path": report.pipeline_path,
-                     "sha256": report.pipeline_sha256 or None},
+        "pipeline": pipelines[0] if len(pipelines) == 1 else None,
+        "pipelines": pipelines,
+        "workdir": str(result.workdir),
+        "started": started.isoformat(timespec="seconds"),
+        "duration_seconds": round(result.duration, 6),
+        "status": status,
+        "exit_code": result.exit_code,
+        "error": _run_error(result),
+        "openssl": openssl,
+        "decided_from_manifest": bool(reports) and all(r.from_cache for r in reports),
+        "certificates": [_certificate_data(report) for report in reports],
+        "steps": [{"certificate": report.label or None, **_step_data(step)}
+                  for report in reports for step in report.steps],
+    }
+
+
+def _run_error(result: BatchReport) -> str | None:
+    if result.error is not None:
+        return str(result.error)
+    if not result.several and len(result.reports) == 1:
+        error = result.reports[0].error
+        return None if error is None else str(error)
+    failed = [r for r in result.reports if r.exit_code != EXIT_OK]
+    if not failed:
+        return None
+    return f"{len(failed)} of {len(result.reports)} certificates did not finish: " + _some(
+        [f"{r.label} ({run_status(r)})" for r in failed])
+
+
+def _certificate_data(report: RunReport) -> dict[str, Any]:
+    return {
+        "name": report.certificate,
+        "label": report.label or None,
+        "pipeline": report.pipeline_path,
         "workdir": str(report.workdir),
-        "started": report.started.isoformat(timespec="seconds"),
-        "duration_seconds": round(report.duration, 6),
         "status": run_status(report),
         "exit_code": report.exit_code,
-        "error": None if report.error is None else str(report.error),
-        "openssl": report.openssl,
+        "error": str(report.error) if report.error is not None else (report.not_started or None),
+        "duration_seconds": round(report.duration, 6),
         "decided_from_manifest": report.from_cache,
-        "steps": [_step_data(step) for step in report.steps],
     }
 
 
@@ -121,13 +200,15 @@ def _step_data(step: StepReport) -> dict[str, Any]:
     }
 
 
-def write_json_report(report: RunReport, path: Path) -> None:
-    text = json.dumps(report_data(report), indent=2, ensure_ascii=False) + "\n"
+def write_json_report(result: BatchReport, path: Path) -> None:
+    text = json.dumps(report_data(result), indent=2, ensure_ascii=False) + "\n"
     atomic_write(path, text.encode("utf-8"), create_folders=False)
 
 
 def load_report_schema() -> dict[str, Any]:
     """Return the JSON Schema that every JSON report validates against."""
+    from importlib import resources
+
     text = resources.files("certpipe").joinpath("report.schema.json").read_text("utf-8")
     return json.loads(text)
 
@@ -135,14 +216,40 @@ def load_report_schema() -> dict[str, Any]:
 # --- JUnit XML ---------------------------------------------------------------------------
 
 
-def junit_tree(report: RunReport) -> ET.ElementTree:
-    """Return a JUnit XML tree: one test suite for the pipeline, one test case per step.
+def junit_tree(result: BatchReport) -> ET.ElementTree:
+    """Return a JUnit XML tree: one test suite per certificate, one test case per step.
 
     A failed or interrupted step is a failure; pending and not-run steps are
-    skipped; an invalid pipeline, which has no steps, is one failed case.
+    skipped; a run stopped before any step (an invalid pipeline) is one
+    failed case.
     """
-    name = report.pipeline_name or Path(report.pipeline_path).stem or "pipeline"
+    import xml.etree.ElementTree as ET
+
     suites = ET.Element("testsuites", name="certpipe")
+    totals = {"tests": 0, "failures": 0, "skipped": 0}
+    for report in result.reports:
+        counts = _junit_suite(suites, report)
+        for key in totals:
+            totals[key] += counts[key]
+    if not result.reports:
+        path = result.sources[0].path if result.sources else Path("pipeline")
+        report = RunReport(path.stem, str(path), "", result.workdir, exit_code=result.exit_code,
+                           error=result.error)
+        counts = _junit_suite(suites, report)
+        for key in totals:
+            totals[key] += counts[key]
+    for key, value in totals.items():
+        suites.set(key, str(value))
+    suites.set("errors", "0")
+    suites.set("time", f"{result.duration:.3f}")
+    return ET.ElementTree(suites)
+
+
+def _junit_suite(suites: ET.Element, report: RunReport) -> dict[str, int]:
+    import xml.etree.ElementTree as ET
+
+    name = report.label or report.pipeline_name or Path(report.pipeline_path).stem or "pipeline"
+    classname = f"certpipe.{name}"
     suite = ET.SubElement(suites, "testsuite", name=name,
                           timestamp=report.started.isoformat(timespec="seconds"),
                           time=f"{report.duration:.3f}")
@@ -153,7 +260,7 @@ def junit_tree(report: RunReport) -> ET.ElementTree:
     failures = skipped = 0
     cases = list(report.steps)
     for step in cases:
-        case = ET.SubElement(suite, "testcase", classname=f"certpipe.{name}",
+        case = ET.SubElement(suite, "testcase", classname=classname,
                              name=f"{step.name} ({step.kind})", time=f"{step.duration:.3f}")
         if step.status in ("failed", "interrupted"):
             failures += 1
@@ -166,19 +273,17 @@ def junit_tree(report: RunReport) -> ET.ElementTree:
         ET.SubElement(case, "system-out").text = _step_text(step)
     if not cases and report.error is not None:
         failures += 1
-        case = ET.SubElement(suite, "testcase", classname=f"certpipe.{name}", name="pipeline",
+        case = ET.SubElement(suite, "testcase", classname=classname, name="pipeline",
                              time="0.000")
         failure = ET.SubElement(case, "failure", type=run_status(report),
                                 message=_first_line(str(report.error)))
         failure.text = str(report.error)
         cases.append(None)  # type: ignore[arg-type]
-    for element in (suites, suite):
-        element.set("tests", str(len(cases)))
-        element.set("failures", str(failures))
-        element.set("errors", "0")
-        element.set("skipped", str(skipped))
-    suites.set("time", f"{report.duration:.3f}")
-    return ET.ElementTree(suites)
+    counts = {"tests": len(cases), "failures": failures, "skipped": skipped}
+    for key, value in counts.items():
+        suite.set(key, str(value))
+    suite.set("errors", "0")
+    return counts
 
 
 def _first_line(text: str) -> str:
@@ -194,8 +299,10 @@ def _step_text(step: StepReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_junit(report: RunReport, path: Path) -> None:
-    tree = junit_tree(report)
+def write_junit(result: BatchReport, path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    tree = junit_tree(result)
     ET.indent(tree)
     data = ET.tostring(tree.getroot(), encoding="utf-8", xml_declaration=True) + b"\n"
     atomic_write(path, data, create_folders=False)

@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import stat
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from certpipe import __version__
+from certpipe import __version__, lazylog
 from certpipe.fsutil import MAX_INPUT_BYTES, STATE_DIR, TEMP_MARK, atomic_write
 
-log = logging.getLogger("certpipe.state")
+log = lazylog.get_logger("certpipe.state")
 
 STATE_VERSION = 2
 STATE_FILE = "state.json"
@@ -90,21 +88,46 @@ def cache_key(pipeline_sha256: str, overrides: Mapping[str, str]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def binary_identity(path: str) -> list[Any] | None:
+    """Return what identifies the file at *path*: its real path, device, inode, size, mtime.
+
+    A binary replaced by an upgrade gets another inode or mtime, so a version
+    recorded for the old one is not reused.
+    """
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return [os.path.realpath(path), info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns]
+
+
 # Secret values are never recorded, not even hashed: a new password in the
 # same env: or file: source does not make a step run again (use --force).
 
 
-@dataclass
 class StepRecord:
-    """The settings, input and output hashes of one step, from the run that last finished it."""
+    """The settings, input and output hashes of one step, from the run that last finished it.
 
-    kind: str
-    settings_sha256: str
-    settings: dict[str, Any]
-    inputs: dict[str, str | None]
-    outputs: dict[str, str | None]
-    checks: list[str] = field(default_factory=list)
-    finished: str = ""
+    A plain class, not a dataclass, to keep the up-to-date path from importing
+    dataclasses (and with it inspect).
+    """
+
+    def __init__(self, kind: str, settings_sha256: str, settings: dict[str, Any],
+                 inputs: dict[str, str | None], outputs: dict[str, str | None],
+                 checks: list[str] | None = None, finished: str = ""):
+        self.kind = kind
+        self.settings_sha256 = settings_sha256
+        self.settings = settings
+        self.inputs = inputs
+        self.outputs = outputs
+        self.checks = checks if checks is not None else []
+        self.finished = finished
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, StepRecord) and self.to_json() == other.to_json()
+
+    def __repr__(self) -> str:
+        return f"StepRecord({self.kind!r}, finished={self.finished!r})"
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "StepRecord":
@@ -160,7 +183,8 @@ class State:
         self.path = workdir / STATE_DIR / STATE_FILE
         self.steps: dict[str, StepRecord] = {}
         self.pipeline: dict[str, Any] = {}
-        self.openssl: dict[str, str] | None = None
+        # The openssl binary last used: path, version text and binary_identity().
+        self.openssl: dict[str, Any] | None = None
 
     @classmethod
     def load(cls, workdir: Path) -> "State":
@@ -188,6 +212,25 @@ class State:
                         state.path, exc)
             return cls(workdir)
         return state
+
+    def known_openssl_version(self, path: str) -> str | None:
+        """Return the recorded ``openssl version`` text when *path* is still the same binary."""
+        entry = self.openssl or {}
+        identity = binary_identity(path)
+        if entry.get("path") != path or identity is None or entry.get("identity") != identity:
+            return None
+        version = entry.get("version")
+        return version if isinstance(version, str) else None
+
+    def remember_openssl(self, path: str, version: str) -> None:
+        self.openssl = {"path": path, "version": version, "identity": binary_identity(path)}
+
+    def openssl_summary(self) -> dict[str, str] | None:
+        """Return the recorded openssl's path and version, as reports show them."""
+        if not self.openssl:
+            return None
+        return {"path": str(self.openssl.get("path", "")),
+                "version": str(self.openssl.get("version", ""))}
 
     def save(self) -> None:
         data = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,21 @@ def _parse_block(block: PemBlock, password: bytes | None) -> Any:
     if block.headers:
         # Traditional encrypted PEM keeps its cipher and IV in the headers.
         return serialization.load_pem_private_key(_block_to_pem(block), password=password)
+    if password is None:
+        return _load_plain_der(block.der)
     return serialization.load_der_private_key(block.der, password=password)
+
+
+@functools.lru_cache(maxsize=256)
+def _load_plain_der(der: bytes) -> Any:
+    """Parse an unencrypted DER key once per process.
+
+    Loading an RSA key checks its consistency (about 30 ms for 2048 bits
+    with cryptography 50), and one run reads the same key file in several
+    steps. The cache is keyed by the exact bytes, so a changed file is
+    parsed and checked again; keys that fail to load are not cached.
+    """
+    return serialization.load_der_private_key(der, password=None)
 
 
 def where_of(path: Path, block: PemBlock) -> str:

@@ -2,7 +2,8 @@
 
 Nothing is run and nothing is written. Command lines come from each step's
 ``commands`` method, the one ``run`` executes, and show paths relative to
-the work directory. A password shows as the source it is read from
+the work directory: the certificate's folder for a pipeline with
+``certificates:``, one plan per certificate. A password shows as the source it is read from
 (``env:NAME`` or ``file:PATH``), never as its value.
 """
 
@@ -16,14 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from certpipe.commands.run import add_pipeline_options, workdir_of
+from certpipe.commands.run import add_pipeline_options, add_selection_options, workdir_of
 
 WORK_FOLDER = ".certpipe"
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("pipeline", type=Path, help="pipeline YAML file")
+    parser.add_argument("pipelines", type=Path, nargs="+", metavar="PIPELINE",
+                        help="pipeline YAML file; several are planned as 'run' would run them")
     add_pipeline_options(parser)
+    add_selection_options(parser)
 
 
 @dataclass
@@ -148,10 +151,12 @@ def actions_for(step: Any, workdir: Path) -> list[Any]:
     return step.commands(paths)
 
 
-def format_plan(pipeline: Any, workdir: Path, planned: list[PlannedStep]) -> str:
+def format_plan(pipeline: Any, workdir: Path, planned: list[PlannedStep],
+                label: str = "") -> str:
     from certpipe.steps.base import ConfigFile
 
-    lines = [f"Plan for {pipeline.name} ({pipeline.path}); commands run in {workdir}:", ""]
+    what = f"{pipeline.name}, certificate {label}" if label else pipeline.name
+    lines = [f"Plan for {what} ({pipeline.path}); commands run in {workdir}:", ""]
     for number, entry in enumerate(planned, 1):
         step = entry.step
         why = f" ({'; '.join(entry.reasons)})" if entry.reasons else ""
@@ -183,14 +188,20 @@ def format_plan(pipeline: Any, workdir: Path, planned: list[PlannedStep]) -> str
 
 
 def main(args: argparse.Namespace) -> int:
+    from certpipe.batch import selected_units
     from certpipe.engine import RunOptions, check_forced_names
-    from certpipe.pipeline.model import check_confinement, load_pipeline, parse_assignments
+    from certpipe.pipeline.model import check_confinement, parse_assignments
 
     workdir = workdir_of(args)
-    pipeline = load_pipeline(args.pipeline, parse_assignments(args.assignments))
-    check_confinement(pipeline, workdir)
-    check_forced_names(pipeline, args.force)
+    units = selected_units(args.pipelines, workdir, parse_assignments(args.assignments),
+                           args.only, args.shard)
     options = RunOptions(force=frozenset(args.force), rekey=args.rekey)
-    planned = plan_steps(pipeline, workdir, options)
-    sys.stdout.write(format_plan(pipeline, workdir, planned))
+    for unit in units:
+        check_confinement(unit.pipeline, unit.workdir)
+        check_forced_names(unit.pipeline, args.force)
+    for number, unit in enumerate(units):
+        if number:
+            sys.stdout.write("\n")
+        planned = plan_steps(unit.pipeline, unit.workdir, options)
+        sys.stdout.write(format_plan(unit.pipeline, unit.workdir, planned, unit.label))
     return 0

@@ -1,9 +1,11 @@
-"""``certpipe run``: run a pipeline's steps, skipping those that are up to date.
+"""``certpipe run``: run pipelines' steps for each certificate, skipping what is up to date.
 
-An unchanged re-run is decided from the manifest's hashes before the
-pipeline is even loaded, so it imports neither jsonschema, cryptography nor
-sh. Any difference falls back to the full path, which loads and validates
-the pipeline and runs what changed.
+An unchanged re-run is decided from the manifests' hashes before any
+pipeline is loaded, so it imports neither jsonschema, cryptography nor sh.
+Any difference falls back to the full path for that file, which loads and
+validates the pipeline and runs what changed. Several pipeline files, and
+pipelines with ``certificates:``, run certificate by certificate, ``--jobs``
+at a time (see certpipe.batch).
 """
 
 from __future__ import annotations
@@ -11,26 +13,52 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import signal
 import sys
 from pathlib import Path
 from typing import Any, Iterator
 
 from certpipe.errors import CertpipeError, UsageError
-from certpipe.report_targets import ReportPathError
+
+# The names parse_assignments accepts for --set.
+_VAR_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("pipeline", type=Path, help="pipeline YAML file")
+    parser.add_argument("pipelines", type=Path, nargs="+", metavar="PIPELINE",
+                        help="pipeline YAML file; with several, each file's files go into "
+                             "WORKDIR/NAME, NAME being the file name without extension")
     add_pipeline_options(parser)
+    add_selection_options(parser)
+    parser.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
+                        help="run up to N certificates at a time (default: the number of "
+                             "CPUs)")
+    parser.add_argument("--fail-fast", action="store_true",
+                        help="start no further certificate once one has failed (default: "
+                             "run every certificate; the exit code is the worst one)")
     parser.add_argument("--report", type=Path, metavar="FILE",
-                        help="write a JSON report of the run to FILE (schema: "
-                             "certpipe/report.schema.json in the package)")
+                        help="write a JSON report of the run to FILE, one entry per "
+                             "certificate and step (schema: certpipe/report.schema.json in "
+                             "the package)")
     parser.add_argument("--junit", type=Path, metavar="FILE",
-                        help="write a JUnit XML file with one test case per step to FILE")
+                        help="write a JUnit XML file to FILE: one test suite per certificate, "
+                             "one test case per step")
     parser.add_argument("--wait-lock", type=float, default=0.0, metavar="SECONDS",
-                        help="when another run is using the work directory, wait up to "
+                        help="when another run is using a work directory, wait up to "
                              "SECONDS for it (default: 0, fail at once)")
+
+
+def add_selection_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--only`` and ``--shard``, which ``run``, ``plan`` and ``script`` share."""
+    parser.add_argument("--only", action="append", default=[], metavar="NAME",
+                        help="run only the certificate NAME (repeatable, or comma-separated; "
+                             "shell-style wildcards such as 'shop-*' work; with several "
+                             "pipeline files also FILE-NAME/CERTIFICATE)")
+    parser.add_argument("--shard", metavar="INDEX/TOTAL",
+                        help="run only the certificates of shard INDEX out of TOTAL, such as "
+                             "2/4; each certificate's shard follows from its name alone, so "
+                             "CI jobs can split a large set")
 
 
 def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
@@ -62,11 +90,15 @@ def _seconds(text: str) -> float:
 
 
 def raw_overrides(pairs: list[str]) -> dict[str, str] | None:
-    """Return ``--set`` values as parse_assignments would, or None when one is malformed."""
+    """Return ``--set`` values as parse_assignments would, or None when one is malformed.
+
+    parse_assignments itself reports the malformed value, but it lives with
+    the pipeline loader, which an up-to-date run does not import.
+    """
     result: dict[str, str] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
-        if not sep:
+        if not sep or not _VAR_NAME_RE.match(name):
             return None
         result[name] = value
     return result
@@ -103,90 +135,95 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from certpipe.engine import RunOptions, RunReport, run_from_cache
+    from certpipe.batch import BatchOptions, BatchReport, Interrupted, Selection, default_jobs
+    from certpipe.batch import run_batch
+    from certpipe.engine import RunOptions
     from certpipe.report import StatusPrinter
-    from certpipe.state import cache_key, file_sha256
 
     if args.wait_lock < 0:
         raise UsageError(f"--wait-lock {args.wait_lock:g}: give 0 or more seconds")
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"--jobs {args.jobs}: give 1 or more")
     workdir = workdir_of(args)
     _check_report_paths(args, workdir)
     printer = StatusPrinter(sys.stdout, quiet=args.quiet, verbose=args.verbose)
-    options = RunOptions(force=frozenset(args.force), rekey=args.rekey,
-                         lock_wait=args.wait_lock)
-    report: RunReport | None = None
+    overrides = raw_overrides(args.assignments)
+    if overrides is None:
+        from certpipe.pipeline.model import parse_assignments
+
+        overrides = parse_assignments(args.assignments)  # raises, naming the bad value
+    batch = BatchOptions(
+        overrides=overrides,
+        options=RunOptions(force=frozenset(args.force), rekey=args.rekey,
+                           lock_wait=args.wait_lock),
+        openssl=args.openssl,
+        jobs=args.jobs or default_jobs(),
+        fail_fast=args.fail_fast,
+        selection=Selection.parse(args.only, args.shard),
+        timeout=args.timeout,
+        check_files=(lambda folder, files: _check_reports_against(args, folder, files))
+        if args.report is not None or args.junit is not None else None,
+    )
     try:
         with sigterm_as_interrupt():
-            overrides = raw_overrides(args.assignments)
-            pipeline_sha256 = file_sha256(args.pipeline)
-            if overrides is not None and pipeline_sha256 is not None:
-                options.cache_key = cache_key(pipeline_sha256, overrides)
-                report = run_from_cache(workdir, options.cache_key, options, printer.step)
-            if report is None:
-                # NOTE: any change, even to the last step alone, loads and validates the
-                # whole pipeline (YAML, jsonschema, the step modules and so cryptography).
-                # Building steps from the cached resolved settings would avoid the
-                # schema check, but the step modules import cryptography at load time.
-                report = _run_full(args, workdir, options, printer)
-            else:
-                report.pipeline_path = str(args.pipeline)
-                _check_reports_against(args, workdir, [
-                    (step.name, value) for step in report.steps for value in step.artifacts])
+            result = run_batch(args.pipelines, workdir, batch, printer.step)
     except CertpipeError as exc:
-        if not isinstance(exc, ReportPathError):
-            failed = RunReport(args.pipeline.stem, str(args.pipeline), "", workdir,
-                               exit_code=exc.exit_code, error=exc)
-            _write_reports(args, failed)
+        if not _is_report_path_error(exc):
+            _write_reports(args, _stopped(args, workdir, exc))
         raise
     except KeyboardInterrupt:
-        interrupted = RunReport(args.pipeline.stem, str(args.pipeline), "", workdir,
-                                exit_code=130, error=CertpipeError("interrupted"))
-        _write_reports(args, report or interrupted)
+        _write_reports(args, _stopped(args, workdir, Interrupted("interrupted")))
         raise
-    printer.summary(report)
-    _write_reports(args, report)
-    if report.interrupted:
+    printer.batch_summary(result)
+    _write_reports(args, result)
+    if result.exit_code == Interrupted.exit_code:
         raise KeyboardInterrupt
-    if report.error is not None:
-        print(f"certpipe: {report.error}", file=sys.stderr)
-    return report.exit_code
+    for report in result.reports:
+        if report.error is None or report.not_started:
+            continue
+        prefix = f"{report.label}: " if report.label else ""
+        print(f"certpipe: {prefix}{report.error}", file=sys.stderr)
+    return result.exit_code
 
 
-def _run_full(args: argparse.Namespace, workdir: Path, options: Any, printer: Any) -> Any:
-    from certpipe.engine import input_values, output_values, run_pipeline
-    from certpipe.openssl import OpenSSL
-    from certpipe.pipeline.model import check_confinement, load_pipeline, parse_assignments
-    from certpipe.steps.base import StepContext
+def _is_report_path_error(exc: CertpipeError) -> bool:
+    """Tell whether *exc* rejects a report path, in which case no report may be written."""
+    if "certpipe.report_targets" not in sys.modules:
+        return False  # imported only to check --report and --junit paths
+    from certpipe.report_targets import ReportPathError
 
-    pipeline = load_pipeline(args.pipeline, parse_assignments(args.assignments))
-    check_confinement(pipeline, workdir)
-    _check_reports_against(args, workdir, [
-        (step.name, value) for step in pipeline.steps
-        for value in [*input_values(step), *output_values(step)]])
-    ctx = StepContext(
-        workdir=workdir,
-        openssl_factory=lambda: OpenSSL.discover(args.openssl),
-        timeout=args.timeout or pipeline.timeout,
-        rekey=args.rekey,
-    )
-    return run_pipeline(pipeline, ctx, options, printer.step)
+    return isinstance(exc, ReportPathError)
+
+
+def _stopped(args: argparse.Namespace, workdir: Path, error: CertpipeError) -> Any:
+    """Return the report of a run that stopped before any certificate ran."""
+    from certpipe.batch import BatchReport, Source
+
+    sources = [Source(path, workdir, None) for path in args.pipelines]
+    return BatchReport(sources, workdir, error=error)
 
 
 def _check_report_paths(args: argparse.Namespace, workdir: Path) -> None:
-    from certpipe.report_targets import JSON_REPORT, JUNIT_REPORT, check_report_path
+    if args.report is None and args.junit is None:
+        return
+    from certpipe.report_targets import (
+        JSON_REPORT, JUNIT_REPORT, ReportPathError, check_report_path,
+    )
 
     if args.report is not None and args.junit is not None \
             and os.path.realpath(args.report) == os.path.realpath(args.junit):
         raise ReportPathError(f"--report and --junit both name {args.report}; give each "
                               f"its own file")
-    if args.report is not None:
-        check_report_path("--report", args.report, JSON_REPORT, args.pipeline, workdir)
-    if args.junit is not None:
-        check_report_path("--junit", args.junit, JUNIT_REPORT, args.pipeline, workdir)
+    for pipeline in args.pipelines:
+        if args.report is not None:
+            check_report_path("--report", args.report, JSON_REPORT, pipeline, workdir)
+        if args.junit is not None:
+            check_report_path("--junit", args.junit, JUNIT_REPORT, pipeline, workdir)
 
 
 def _check_reports_against(args: argparse.Namespace, workdir: Path,
                            files: list[tuple[str, str]]) -> None:
+    """Raise ReportPathError when --report or --junit names a file that a step reads or writes."""
     from certpipe.report_targets import check_not_pipeline_file
 
     for option, path in (("--report", args.report), ("--junit", args.junit)):
@@ -194,14 +231,14 @@ def _check_reports_against(args: argparse.Namespace, workdir: Path,
             check_not_pipeline_file(option, path, workdir, files)
 
 
-def _write_reports(args: argparse.Namespace, report: Any) -> None:
+def _write_reports(args: argparse.Namespace, result: Any) -> None:
     from certpipe.report import write_json_report, write_junit
 
     for path, writer in ((args.report, write_json_report), (args.junit, write_junit)):
         if path is None:
             continue
         try:
-            writer(report, path)
+            writer(result, path)
         except OSError as exc:
             raise UsageError(f"cannot write {path}: {exc.strerror}; check the folder "
                              f"exists and is writable") from None

@@ -16,16 +16,19 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from certpipe.pipeline.model import load_pipeline, parse_assignments
+    from certpipe.pipeline.model import load_pipelines, parse_assignments
 
     overrides = parse_assignments(args.assignments)
     status = EXIT_OK
     for path in args.pipelines:
         try:
-            pipeline = load_pipeline(path, overrides)
+            pipelines = load_pipelines(path, overrides)
         except PipelineError as exc:
             print(f"certpipe: {exc}", file=sys.stderr)
             status = EXIT_INVALID
             continue
-        print(f"{path}: valid ({len(pipeline.steps)} steps)")
+        certificates = ""
+        if pipelines[0].certificate is not None:
+            certificates = f", {len(pipelines)} certificates"
+        print(f"{path}: valid ({len(pipelines[0].steps)} steps{certificates})")
     return status

@@ -1,4 +1,11 @@
-"""Turn a loaded document into a validated, resolved Pipeline."""
+"""Turn a loaded document into validated, resolved pipelines: one per certificate.
+
+A pipeline file without ``certificates:`` resolves to one Pipeline whose
+files go into the work directory. With ``certificates:``, the steps are
+resolved once for each certificate, with the pipeline's variables, then the
+certificate's own, then ``--set`` values, and each certificate's files go
+into a sub-folder of the work directory named after it.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +23,15 @@ _VAR_RE = re.compile(r"\$(\$|\{([^}]*)\})")
 _UNCLOSED_RE = re.compile(r"\$\{[^}]*\Z")
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_VAR_DEPTH = 10
+# Certificate names become folder names: no separators, no leading dot.
+CERTIFICATE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+# The variable that holds a certificate's name, unless vars define it.
+CERTIFICATE_VAR = "certificate"
+CERTIFICATE_KEYS = ("name", "vars")
+# A problem shared by many certificates names this many of them.
+MAX_NAMED_CERTIFICATES = 5
+
+VarSource = tuple[dict[str, Any], KeyPath]  # (variables, where they are in the file)
 
 
 @dataclass
@@ -29,6 +45,8 @@ class Pipeline:
     # Environment variables named as env:NAME secret sources anywhere in the pipeline.
     secret_env_names: frozenset[str] = frozenset()
     document: Document | None = field(default=None, repr=False, compare=False)
+    # The certificate this pipeline is resolved for; None without certificates:.
+    certificate: str | None = None
 
     def step(self, name: str) -> Any:
         for step in self.steps:
@@ -51,19 +69,123 @@ def parse_assignments(pairs: list[str]) -> dict[str, str]:
 
 
 def load_pipeline(path: Path, overrides: Mapping[str, str] | None = None) -> Pipeline:
-    """Load, resolve and validate *path*; raise PipelineError listing every problem."""
+    """Load, resolve and validate a pipeline without ``certificates:``.
+
+    Raise PipelineError listing every problem; a file with ``certificates:``
+    needs :func:`load_pipelines`.
+    """
+    pipelines = load_pipelines(path, overrides)
+    if pipelines[0].certificate is not None:
+        raise PipelineError(f"{path}: declares certificates:, so it resolves to one pipeline "
+                            f"per certificate")
+    return pipelines[0]
+
+
+def load_pipelines(path: Path, overrides: Mapping[str, str] | None = None) -> list[Pipeline]:
+    """Load *path* and resolve it once per certificate, or once without ``certificates:``.
+
+    Every certificate is validated before any is returned; PipelineError
+    lists each problem once, naming the certificates it concerns.
+    """
     doc = load_document(path)
     data = doc.data
     if not isinstance(data, dict):
         raise PipelineError(
             f"{doc.where(())}: the top level must be a mapping with 'version' and 'steps'"
         )
-    variables = _collect_vars(doc, data, overrides or {})
-    resolved = {key: value for key, value in data.items() if key != "vars"}
+    certificates = _read_certificates(doc, data)
+    if certificates is None:
+        return [_resolve(doc, data, overrides or {}, None)]
+    declared = {CERTIFICATE_VAR}
+    for variables in [data.get("vars")] + [source[0] for _, _, source in certificates]:
+        if isinstance(variables, dict):
+            declared.update(name for name in variables if isinstance(name, str))
+    _check_overrides(doc, data, dict.fromkeys(declared), overrides or {})
+    pipelines = []
+    problems: dict[str, list[str]] = {}  # problem -> names of the certificates it concerns
+    for index, name, source in certificates:
+        try:
+            pipelines.append(_resolve(doc, data, overrides or {}, (name, source)))
+        except PipelineError as exc:
+            for problem in exc.problems or [str(exc)]:
+                problems.setdefault(problem, []).append(name)
+    if problems:
+        raise PipelineError(f"{path}: invalid pipeline",
+                            [problem + _certificates_label(names)
+                             for problem, names in problems.items()])
+    return pipelines
+
+
+def _certificates_label(names: list[str]) -> str:
+    if len(names) == 1:
+        return f" (certificate '{names[0]}')"
+    shown = ", ".join(f"'{name}'" for name in names[:MAX_NAMED_CERTIFICATES])
+    more = len(names) - MAX_NAMED_CERTIFICATES
+    return f" (certificates {shown}{f' and {more} more' if more > 0 else ''})"
+
+
+def _read_certificates(doc: Document,
+                       data: dict[str, Any]) -> list[tuple[int, str, VarSource]] | None:
+    """Return (index, name, variables) of each certificate, or None without certificates:."""
+    if "certificates" not in data:
+        return None
+    raw = data["certificates"]
+    where = doc.where(("certificates",))
+    if not isinstance(raw, list) or not raw:
+        raise PipelineError(f"{doc.path}: invalid pipeline", [
+            f"{where}: certificates: expected a list with at least one entry such as "
+            f"'- name: www.example.test'"])
+    problems: list[str] = []
+    found: list[tuple[int, str, VarSource]] = []
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(raw):
+        key_path: KeyPath = ("certificates", index)
+        label = format_key_path(key_path)
+        if not isinstance(entry, dict):
+            problems.append(f"{doc.where(key_path)}: {label}: expected a mapping with name "
+                            f"and optional vars")
+            continue
+        for key in entry:
+            if key not in CERTIFICATE_KEYS:
+                problems.append(f"{doc.where((*key_path, key), at_key=True)}: {label}.{key}: "
+                                f"unknown key '{key}'; allowed keys: name, vars")
+        name = entry.get("name")
+        if not isinstance(name, str) or not CERTIFICATE_NAME_RE.match(name):
+            problems.append(
+                f"{doc.where((*key_path, 'name'))}: {label}.name: "
+                f"{'is required but missing' if name is None else repr(name) + ' is not valid'}"
+                f"; a certificate name is also its folder name: 1 to 128 letters, digits, "
+                f"'.', '_' or '-', starting with a letter or digit")
+            continue
+        if name.lower() in seen:
+            problems.append(f"{doc.where((*key_path, 'name'))}: {label}.name: '{name}' is "
+                            f"already used by certificates[{seen[name.lower()]}] (names are "
+                            f"compared without case, as folder names may be)")
+            continue
+        seen[name.lower()] = index
+        variables = entry.get("vars") or {}
+        if not isinstance(variables, dict):
+            problems.append(f"{doc.where((*key_path, 'vars'))}: {label}.vars: expected a "
+                            f"mapping of names to values")
+            continue
+        found.append((index, name, (variables, (*key_path, "vars"))))
+    if problems:
+        raise PipelineError(f"{doc.path}: invalid pipeline", problems)
+    return found
+
+
+def _resolve(doc: Document, data: dict[str, Any], overrides: Mapping[str, str],
+             certificate: tuple[str, VarSource] | None) -> Pipeline:
+    """Resolve and validate the steps for one certificate, or for the pipeline alone."""
+    path = doc.path
+    variables = _collect_vars(doc, data, overrides, certificate)
+    resolved = {key: value for key, value in data.items()
+                if key not in ("vars", "certificates")}
     problems: list[str] = []
     resolved = _substitute(doc, resolved, (), variables, problems)
-    if "vars" in data:
-        resolved["vars"] = data["vars"]
+    for key in ("vars", "certificates"):
+        if key in data:
+            resolved[key] = data[key]
     if problems:
         raise PipelineError(f"{path}: invalid pipeline", problems)
 
@@ -96,34 +218,47 @@ def load_pipeline(path: Path, overrides: Mapping[str, str] | None = None) -> Pip
         steps=[step.with_pipeline_secrets(secret_env_names) for step in steps],
         vars=variables,
         document=doc,
+        certificate=certificate[0] if certificate else None,
         secret_env_names=secret_env_names,
     )
 
 
-def _collect_vars(doc: Document, data: dict[str, Any],
-                  overrides: Mapping[str, str]) -> dict[str, Any]:
+def _collect_vars(doc: Document, data: dict[str, Any], overrides: Mapping[str, str],
+                  certificate: tuple[str, VarSource] | None = None) -> dict[str, Any]:
     raw = data.get("vars", {})
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise PipelineError(f"{doc.where(('vars',))}: vars: expected a mapping of names to values")
+    sources: list[VarSource] = [(raw, ("vars",))]
+    if certificate is not None:
+        sources.append(certificate[1])
     problems = []
-    for name, value in raw.items():
-        if not _NAME_RE.match(name):
-            problems.append(f"{doc.where(('vars', name), at_key=True)}: vars.{name}: invalid "
-                            f"variable name; use letters, digits and _")
-        elif not isinstance(value, (str, int, bool)) or value is None:
-            problems.append(f"{doc.where(('vars', name))}: vars.{name}: expected a string, "
-                            f"number or boolean")
+    for variables, key_path in sources:
+        label = format_key_path(key_path)
+        for name, value in variables.items():
+            if not isinstance(name, str) or not _NAME_RE.match(name):
+                problems.append(f"{doc.where((*key_path, name), at_key=True)}: {label}.{name}: "
+                                f"invalid variable name; use letters, digits and _")
+            elif not isinstance(value, (str, int, bool)) or value is None:
+                problems.append(f"{doc.where((*key_path, name))}: {label}.{name}: expected a "
+                                f"string, number or boolean")
     if problems:
         raise PipelineError(f"{doc.path}: invalid pipeline", problems)
-    _check_overrides(doc, data, raw, overrides)
-    merged: dict[str, Any] = dict(raw)
+    if certificate is None:
+        _check_overrides(doc, data, raw, overrides)
+    merged: dict[str, Any] = {}
+    places: dict[str, KeyPath] = {}
+    if certificate is not None:
+        merged[CERTIFICATE_VAR] = certificate[0]
+    for variables, key_path in sources:
+        merged.update(variables)
+        places.update({name: (*key_path, name) for name in variables})
     merged.update(overrides)
     # Resolve references between variables, refusing cycles.
     resolved: dict[str, Any] = {}
     for name in merged:
-        resolved[name] = _resolve_var(doc, name, merged, (), problems)
+        resolved[name] = _resolve_var(doc, name, merged, places, (), problems)
     if problems:
         raise PipelineError(f"{doc.path}: invalid pipeline", problems)
     return resolved
@@ -165,18 +300,19 @@ def _referenced_names(value: Any) -> set[str]:
 
 
 def _resolve_var(doc: Document, name: str, merged: Mapping[str, Any],
-                 stack: tuple[str, ...], problems: list[str]) -> Any:
+                 places: Mapping[str, KeyPath], stack: tuple[str, ...],
+                 problems: list[str]) -> Any:
     value = merged[name]
     if not isinstance(value, str):
         return value
+    place = places.get(name, ("vars", name))
+    where = f"{doc.where(place)}: {format_key_path(place)}"
     if name in stack:
         chain = " -> ".join((*stack, name))
-        problems.append(f"{doc.where(('vars', name))}: vars.{name}: variables refer to each "
-                        f"other in a cycle ({chain})")
+        problems.append(f"{where}: variables refer to each other in a cycle ({chain})")
         return ""
     if len(stack) > MAX_VAR_DEPTH:
-        problems.append(f"{doc.where(('vars', name))}: vars.{name}: variable references nest "
-                        f"more than {MAX_VAR_DEPTH} levels")
+        problems.append(f"{where}: variable references nest more than {MAX_VAR_DEPTH} levels")
         return ""
 
     unclosed = _unclosed_reference(value)
@@ -194,10 +330,9 @@ def _resolve_var(doc: Document, name: str, merged: Mapping[str, Any],
                             f"reference '${{{ref}}}'")
             return ""
         if ref not in merged:
-            problems.append(f"{doc.where(('vars', name))}: vars.{name}: unknown variable "
-                            f"'{ref}'")
+            problems.append(f"{where}: unknown variable '{ref}'")
             return ""
-        return str(_resolve_var(doc, ref, merged, (*stack, name), problems))
+        return str(_resolve_var(doc, ref, merged, places, (*stack, name), problems))
 
     return _VAR_RE.sub(replace, value)
 

@@ -14,28 +14,22 @@ import base64
 import glob
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
-
-from certpipe.artifacts import checks
-from certpipe.artifacts.chain import (
-    Chain, build_chain, ca_issuers_urls, find_leaf, is_ca, is_self_signed, issued_by,
-)
-from certpipe.artifacts.intake import (
-    ArtifactError, Contents, PasswordNeeded, Pkcs7Unreadable, inspect_bytes, looks_like_pkcs7,
-    read_certificates, read_csr, read_file,
-)
-from certpipe.artifacts.intake import looks_like_pkcs12
-from certpipe.artifacts.keys import cert_fingerprint, public_key_fingerprint, read_private_key
-from certpipe.artifacts.trust import AnchorSet, system_anchors
 from certpipe.errors import CertpipeError, CheckFailed, Pending
 from certpipe.fsutil import atomic_write
 from certpipe.openssl import OpenSSLCallFailed
 from certpipe.secrets import SecretRef
 from certpipe.steps.base import Action, Command, InputRef, Step, StepContext, StepResult
 from certpipe.steps.base import secret_ref
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
+    from certpipe.artifacts.chain import Chain
+    from certpipe.artifacts.intake import Contents
+    from certpipe.artifacts.trust import AnchorSet
+
 
 # openssl x509 and pkcs7 need no CA bundle; without one they start faster.
 _NO_CA_BUNDLE = {"SSL_CERT_FILE": "/dev/null"}
@@ -144,6 +138,10 @@ class CaReplyStep(Step):
         )
 
     def run(self, ctx: StepContext) -> StepResult:
+        from certpipe.artifacts.chain import build_chain, find_leaf
+        from certpipe.artifacts.intake import read_csr
+        from certpipe.artifacts.keys import read_private_key
+
         reply_path = ctx.path(self.reply)
         if not reply_path.exists():
             raise Pending(self.pending_message(ctx))
@@ -182,6 +180,8 @@ class CaReplyStep(Step):
         return result
 
     def _read_reply(self, ctx: StepContext, path: Path, result: StepResult) -> Contents:
+        from certpipe.artifacts.intake import ArtifactError, Pkcs7Unreadable
+
         try:
             reply = self._read_reply_file(ctx, path)
         except Pkcs7Unreadable as exc:
@@ -195,6 +195,8 @@ class CaReplyStep(Step):
 
     def _read_reply_file(self, ctx: StepContext, path: Path) -> Contents:
         """Read the reply; the password is read only for a PKCS#12 file that needs one."""
+        from certpipe.artifacts.intake import PasswordNeeded, read_certificates
+
         try:
             return read_certificates(path, allow_pkcs12=True)
         except PasswordNeeded:
@@ -206,6 +208,8 @@ class CaReplyStep(Step):
 
     def _openssl_fallback(self, ctx: StepContext, path: Path, problem: str) -> Contents:
         """Read PKCS#7 that cryptography rejects with ``openssl pkcs7 -print_certs``."""
+        from certpipe.artifacts.intake import ArtifactError, inspect_bytes, read_file
+
         raw, _ = read_file(path)
         inform = "DER" if raw[:1] == b"\x30" else "PEM"
         args = ["pkcs7", "-inform", inform, "-in", str(path), "-print_certs"]
@@ -224,6 +228,9 @@ class CaReplyStep(Step):
     def _cross_check(self, ctx: StepContext, path: Path, contents: Contents,
                      result: StepResult) -> list[x509.Certificate]:
         """Read PKCS#7 and DER with openssl too, and compare with cryptography's reading."""
+        from certpipe.artifacts.intake import inspect_bytes
+        from certpipe.artifacts.keys import cert_fingerprint
+
         args = _openssl_reader_args(path, contents)
         if args is None:
             return contents.certs
@@ -248,6 +255,9 @@ class CaReplyStep(Step):
 
     def _check_leaf(self, ctx: StepContext, leaf: x509.Certificate, leaf_path: Path, key: Any,
                     key_path: Path, csr: Any, result: StepResult) -> None:
+        from certpipe.artifacts import checks
+        from certpipe.artifacts.keys import public_key_fingerprint
+
         checks.check_cert_matches_key(leaf, leaf_path, key, key_path)
         result.checks.append(
             f"certificate public key is the key's (SHA-256 "
@@ -269,6 +279,9 @@ class CaReplyStep(Step):
         result.checks.append(f"certificate valid until {leaf.not_valid_after_utc:%Y-%m-%d}")
 
     def _anchors(self, ctx: StepContext, pool: "_Pool") -> AnchorSet:
+        from certpipe.artifacts.chain import is_self_signed
+        from certpipe.artifacts.trust import AnchorSet, system_anchors
+
         if self.trust_anchors == "system":
             return system_anchors()
         if self.trust_anchors == "reply":
@@ -291,6 +304,9 @@ class CaReplyStep(Step):
         KEY.replaced-TIMESTAMP, so a reply that fits such a backup was issued
         before the key was replaced and is waiting to be superseded.
         """
+        from certpipe.artifacts.chain import find_leaf
+        from certpipe.artifacts.keys import read_private_key
+
         backups = sorted(key_path.parent.glob(glob.escape(key_path.name) + ".replaced-*"),
                          reverse=True)
         for backup in backups:
@@ -315,6 +331,9 @@ class CaReplyStep(Step):
 
     def _no_leaf_message(self, ctx: StepContext, reply: Contents, reply_path: Path, key: Any,
                          key_path: Path, csr: Any) -> str:
+        from certpipe.artifacts.chain import find_leaf, is_ca
+        from certpipe.artifacts.keys import public_key_fingerprint
+
         certs = reply.certs
         leaf = next((c for c in certs if not is_ca(c)), certs[0])
         key_fingerprint = public_key_fingerprint(key.public_key())
@@ -350,6 +369,8 @@ class _Pool:
     """The certificates at hand, without duplicates, each with the file it came from."""
 
     def __init__(self, result: StepResult):
+        from cryptography import x509
+
         self.result = result
         self.certs: list[x509.Certificate] = []
         self.origin: dict[str, Path] = {}
@@ -360,6 +381,8 @@ class _Pool:
             self.add(path, cert)
 
     def add(self, path: Path, cert: x509.Certificate, extra: bool = False) -> None:
+        from certpipe.artifacts.keys import cert_fingerprint
+
         fingerprint = cert_fingerprint(cert)
         if fingerprint in self.origin:
             first = self.origin[fingerprint]
@@ -375,9 +398,13 @@ class _Pool:
             self.extra.add(fingerprint)
 
     def source(self, cert: x509.Certificate) -> Path:
+        from certpipe.artifacts.keys import cert_fingerprint
+
         return self.origin.get(cert_fingerprint(cert), Path("(trust anchors)"))
 
     def is_extra(self, cert: x509.Certificate) -> bool:
+        from certpipe.artifacts.keys import cert_fingerprint
+
         return cert_fingerprint(cert) in self.extra
 
 
@@ -429,6 +456,8 @@ class _ChainReview:
         self.result.notes.append("warning: " + message)
 
     def incomplete_message(self) -> str:
+        from certpipe.artifacts.chain import ca_issuers_urls, is_ca, is_self_signed, issued_by
+
         last = self.chain.missing_issuer_of
         assert last is not None
         lines = [
@@ -456,6 +485,8 @@ class _ChainReview:
         return "; ".join(lines)
 
     def check_validity(self) -> None:
+        from certpipe.artifacts import checks
+
         for cert in self.chain.certificates:
             problem = checks.validity_problem(cert, self.ctx.now)
             if problem is None:
@@ -468,6 +499,8 @@ class _ChainReview:
                                   "period")
 
     def check_issuers(self) -> None:
+        from certpipe.artifacts import checks
+
         issuers = self.chain.intermediates + ([self.chain.root] if self.chain.root else [])
         for below, cert in enumerate(issuers):
             problem = checks.ca_problem(cert, below)
@@ -478,6 +511,8 @@ class _ChainReview:
                 )
 
     def check_signatures(self) -> None:
+        from certpipe.artifacts import checks
+
         signed = [(self.chain.leaf, "certificate")] + [
             (c, "intermediate CA certificate") for c in self.chain.intermediates
         ]
@@ -540,6 +575,8 @@ class _ChainReview:
 
 
 def _load(reader: Any) -> Any:
+    from certpipe.artifacts.intake import ArtifactError
+
     try:
         return reader()
     except ArtifactError as exc:
@@ -548,6 +585,8 @@ def _load(reader: Any) -> Any:
 
 def _openssl_reader_args(path: Path, contents: Contents) -> list[str] | None:
     """Return the openssl command that reads the same certificates, where one exists."""
+    from certpipe.artifacts.intake import looks_like_pkcs7, read_file
+
     if contents.description.startswith("bare base64") or not contents.certs:
         return None
     places = set(contents.cert_where)
@@ -567,6 +606,8 @@ def _openssl_reader_args(path: Path, contents: Contents) -> list[str] | None:
 
 def _read_extra(path: Path, result: StepResult | None) -> list[tuple[Path, x509.Certificate]]:
     """Read the certificates of a file, or of every file in a folder."""
+    from certpipe.artifacts.intake import ArtifactError, read_certificates
+
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
     else:
@@ -588,6 +629,8 @@ def _read_extra(path: Path, result: StepResult | None) -> list[tuple[Path, x509.
 
 
 def _pem(certs: list[x509.Certificate]) -> bytes:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
     return b"".join(cert.public_bytes(Encoding.PEM) for cert in certs)
 
 
@@ -597,6 +640,8 @@ def sniff_reply(raw: bytes) -> str:
     The result names the conversion that :meth:`CaReplyStep.commands` gives;
     it reads only the bytes, so ``plan`` needs no certificate parser.
     """
+    from certpipe.artifacts.intake import looks_like_pkcs12, looks_like_pkcs7
+
     if raw.lstrip()[:1] == b"-" or b"-----BEGIN" in raw[:4096]:
         text = raw.decode("latin-1")
         for label in ("PKCS7", "PKCS #7 SIGNED DATA", "CERTIFICATE CHAIN"):

@@ -29,10 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from certpipe.artifacts import checks
-from certpipe.artifacts.chain import find_leaf
-from certpipe.artifacts.intake import MAX_ARTIFACT_BYTES, read_certificates, read_csr
-from certpipe.artifacts.keys import public_key_fingerprint
 from certpipe.errors import ArtifactError, CertpipeError, CheckFailed, PipelineError
 from certpipe.fsutil import atomic_write
 from certpipe.secrets import Secret, SecretRef, mask_secrets
@@ -175,6 +171,10 @@ class CommandCaStep(Step):
         }
 
     def run(self, ctx: StepContext) -> StepResult:
+        from certpipe.artifacts import checks
+        from certpipe.artifacts.intake import read_csr
+        from certpipe.artifacts.keys import public_key_fingerprint
+
         result = StepResult()
         csr_path = Path(os.path.abspath(ctx.path(self.csr)))
         try:
@@ -280,6 +280,8 @@ class CommandCaStep(Step):
 
     def _check_written(self, call: "_CommandCall", reply: Path, stderr: Path,
                        stdout: Path | None) -> None:
+        from certpipe.artifacts.intake import MAX_ARTIFACT_BYTES
+
         where = "on standard output" if self.reply_on_stdout else "at {out}"
         if not reply.exists() and not reply.is_symlink():
             raise CommandFailed(call.describe(
@@ -300,6 +302,10 @@ class CommandCaStep(Step):
                 f"{MAX_ARTIFACT_BYTES} for a certificate reply", stderr, stdout))
 
     def _check_reply(self, csr: Any, csr_path: Path, saved_output: Path) -> Any:
+        from certpipe.artifacts.chain import find_leaf
+        from certpipe.artifacts.intake import read_certificates
+        from certpipe.artifacts.keys import public_key_fingerprint
+
         try:
             contents = read_certificates(saved_output)
         except ArtifactError as exc:

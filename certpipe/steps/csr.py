@@ -13,9 +13,6 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from certpipe.artifacts import checks
-from certpipe.artifacts.intake import read_csr
-from certpipe.artifacts.keys import public_key_fingerprint, read_private_key
 from certpipe.errors import ArtifactError, CheckFailed, PipelineError
 from certpipe.openssl import PASSIN_VAR
 from certpipe.secrets import SecretRef
@@ -142,6 +139,8 @@ class CsrStep(Step):
         ]
 
     def run(self, ctx: StepContext) -> StepResult:
+        from certpipe.artifacts.keys import public_key_fingerprint, read_private_key
+
         key_path = ctx.path(self.key)
         passphrase = ctx.secret(self.key_passphrase)
         try:
@@ -162,6 +161,9 @@ class CsrStep(Step):
         )
 
     def check(self, written: Any, shown: Any, key: Any, key_path: Any) -> None:
+        from certpipe.artifacts import checks
+        from certpipe.artifacts.intake import read_csr
+
         try:
             csr = read_csr(written)
         except ArtifactError as exc:

@@ -7,10 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from certpipe.artifacts.checks import check_key_spec
-from certpipe.artifacts.keys import (
-    KeyPassphraseMissing, describe_key_type, public_key_fingerprint, read_private_key,
-)
 from certpipe.errors import ArtifactError, CheckFailed
 from certpipe.fsutil import KEY_MODE
 from certpipe.secrets import SecretRef
@@ -62,6 +58,9 @@ class PrivateKeyStep(Step):
                         output_mode=KEY_MODE)]
 
     def run(self, ctx: StepContext) -> StepResult:
+        from certpipe.artifacts.checks import check_key_spec
+        from certpipe.artifacts.keys import describe_key_type, public_key_fingerprint
+
         path = ctx.path(self.out)
         result = StepResult()
         replacing = path.exists() or path.is_symlink()
@@ -89,6 +88,9 @@ class PrivateKeyStep(Step):
         return result
 
     def _keep_existing(self, ctx: StepContext, path: Any, result: StepResult) -> StepResult:
+        from certpipe.artifacts.checks import check_key_spec
+        from certpipe.artifacts.keys import KeyPassphraseMissing, describe_key_type, public_key_fingerprint, read_private_key
+
         try:
             key = read_private_key(path, ctx.secret(self.key_passphrase))
         except KeyPassphraseMissing as exc:
@@ -113,6 +115,8 @@ class PrivateKeyStep(Step):
 
     @staticmethod
     def _read(path: Any, shown: Any) -> Any:
+        from certpipe.artifacts.keys import read_private_key
+
         try:
             return read_private_key(path)
         except ArtifactError as exc:

@@ -13,12 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from cryptography.hazmat.primitives.asymmetric import rsa
-
-from certpipe.artifacts import checks
-from certpipe.artifacts.chain import issued_by
-from certpipe.artifacts.intake import read_certificates, read_csr
-from certpipe.artifacts.keys import read_private_key
 from certpipe.errors import ArtifactError, CheckFailed
 from certpipe.fsutil import KEY_MODE
 from certpipe.steps.base import Action, Command, ConfigFile, InputRef, Step, StepContext
@@ -154,6 +148,11 @@ class LocalCaStep(Step):
         return {role: os.path.join(ca_dir, name) for role, name in names.items()}
 
     def run(self, ctx: StepContext) -> StepResult:
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        from certpipe.artifacts import checks
+        from certpipe.artifacts.intake import read_csr
+
         result = StepResult()
         csr_path = ctx.path(self.csr)
         try:
@@ -193,6 +192,8 @@ class LocalCaStep(Step):
     @staticmethod
     def _check_reply(written: Path, shown: Path, csr: Any) -> None:
         """Check that the reply openssl wrote holds a certificate for the CSR's key."""
+        from certpipe.artifacts.intake import read_certificates
+
         try:
             certs = read_certificates(written).certs
         except ArtifactError as exc:
@@ -220,6 +221,11 @@ class LocalCaStep(Step):
 
     def _check_ca(self, ctx: StepContext, root: Path, root_key: Path, issuing: Path,
                   issuing_key: Path) -> None:
+        from certpipe.artifacts import checks
+        from certpipe.artifacts.chain import issued_by
+        from certpipe.artifacts.intake import read_certificates
+        from certpipe.artifacts.keys import read_private_key
+
         try:
             root_cert = read_certificates(root).certs[0]
             issuing_cert = read_certificates(issuing).certs[0]

@@ -17,17 +17,14 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
-
-from certpipe.artifacts import checks
-from certpipe.artifacts.chain import is_self_signed, issued_by
-from certpipe.artifacts.intake import read_certificates
-from certpipe.artifacts.keys import public_key_fingerprint, read_private_key
 from certpipe.errors import ArtifactError, CheckFailed
 from certpipe.secrets import Secret, SecretRef
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
 
 CHAIN_INCLUDE = ("leaf", "intermediates", "full")
 
@@ -58,6 +55,10 @@ def load_material(ctx: Any, *, key: str | None, key_passphrase: Secret | None,
                   cert: str | None, chain: str | None,
                   chain_include: str | None) -> Material:
     """Read key, leaf and chain, check that they belong together, and select the chain."""
+    from certpipe.artifacts import checks
+    from certpipe.artifacts.intake import read_certificates
+    from certpipe.artifacts.keys import read_private_key
+
     key_path = ctx.path(key) if key else None
     cert_path = ctx.path(cert) if cert else None
     chain_path = ctx.path(chain) if chain else None
@@ -79,6 +80,8 @@ def load_material(ctx: Any, *, key: str | None, key_passphrase: Secret | None,
 
 
 def _read_leaf(path: Path) -> x509.Certificate:
+    from certpipe.artifacts.intake import read_certificates
+
     contents = read_certificates(path)
     if len(contents.certs) != 1:
         raise ArtifactError(f"{path} holds {len(contents.certs)} certificates; give the leaf "
@@ -96,6 +99,8 @@ def _has_content(path: Path) -> bool:
 
 def check_order(leaf: x509.Certificate, chain: list[x509.Certificate], cert_path: Path | None,
                 chain_path: Path | None) -> None:
+    from certpipe.artifacts.chain import issued_by
+
     current = leaf
     for index, cert in enumerate(chain, 1):
         if not issued_by(current, cert):
@@ -113,6 +118,8 @@ def select_chain(leaf: x509.Certificate, chain: list[x509.Certificate], include:
 
     *include* None keeps the chain file as it is.
     """
+    from certpipe.artifacts.chain import is_self_signed
+
     root = chain[-1] if chain and is_self_signed(chain[-1]) else None
     if include == "leaf":
         return []
@@ -139,6 +146,8 @@ def select_chain(leaf: x509.Certificate, chain: list[x509.Certificate], include:
 
 
 def certificates_pem(certs: list[x509.Certificate]) -> bytes:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
     return b"".join(cert.public_bytes(Encoding.PEM) for cert in certs)
 
 
@@ -190,6 +199,8 @@ def keep_other_key(path: Path, public_key: Any, read_existing: Callable[[Path], 
     existing file is renamed to ``NAME.replaced-TIMESTAMP``, so that no
     private key is ever lost by writing an output; the returned note says so.
     """
+    from certpipe.artifacts.keys import public_key_fingerprint
+
     if not path.exists() and not path.is_symlink():
         return None
     try:

@@ -11,14 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-from cryptography import x509
-from cryptography.x509.oid import NameOID
-
-from certpipe.artifacts import checks
-from certpipe.artifacts.intake import load_pkcs12_file
-from certpipe.artifacts.keys import cert_fingerprint
 from certpipe.artifacts.pbe import NOT_ENCRYPTED, Encryption, Mac
 from certpipe.artifacts.pfx_info import (
     TARGETS, Algorithms, PfxInfo, Target, WrongPassword, judge, read_pfx,
@@ -33,6 +27,10 @@ from certpipe.steps.base import reject_control_chars, secret_ref
 from certpipe.steps.material import (
     CHAIN_INCLUDE, certificates_pem, keep_other_key, load_material, read_secret,
 )
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
 
 # The openssl that plan and script write commands for when none is at hand.
 OPENSSL_3 = parse_version("OpenSSL 3.0.0")
@@ -414,18 +412,26 @@ def _same(found: Encryption, wanted: Encryption) -> bool:
 
 
 def default_friendly_name(leaf: x509.Certificate) -> str:
+    from cryptography.x509.oid import NameOID
+
     cns = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     cn = cns[0].value if cns else leaf.subject.rfc4514_string()
     return f"{cn} {leaf.not_valid_after_utc:%Y-%m-%d}"
 
 
 def _pfx_key(path: Path, password: bytes) -> Any:
+    from certpipe.artifacts.intake import load_pkcs12_file
+
     return load_pkcs12_file(path, password).key
 
 
 def verify_pfx(path: Path, shown: Path, password: bytes, key: Any, leaf: x509.Certificate,
                chain: list[x509.Certificate], name: str) -> None:
     """Read the .pfx back and check it holds exactly key, leaf and chain."""
+    from certpipe.artifacts import checks
+    from certpipe.artifacts.intake import load_pkcs12_file
+    from certpipe.artifacts.keys import cert_fingerprint
+
     try:
         bundle = load_pkcs12_file(path, password)
     except ArtifactError as exc:

@@ -22,15 +22,10 @@ import base64
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.serialization import Encoding
+from typing import TYPE_CHECKING, Any
 
 from certpipe.artifacts import asn1, pbe
 from certpipe.artifacts.asn1 import DerError
-from certpipe.artifacts.keys import cert_fingerprint, public_key_fingerprint, read_private_key
 from certpipe.errors import ArtifactError, CheckFailed, PipelineError
 from certpipe.fsutil import FILE_MODE, KEY_MODE, atomic_output, atomic_write
 from certpipe.openssl import PASSIN_VAR, PASSOUT_VAR
@@ -40,6 +35,10 @@ from certpipe.steps.material import (
     CHAIN_INCLUDE, Material, certificates_pem, check_pem_text, keep_other_key, load_material,
     normalize_pem, read_secret,
 )
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
 
 # Output settings each format writes, and which inputs it needs.
 FORMATS: dict[str, dict[str, Any]] = {
@@ -148,6 +147,8 @@ class ServerFilesStep(Step):
 
     def _render(self, setting: str, material: Material) -> tuple[bytes, bool]:
         """Return the bytes for one output setting and whether they hold the private key."""
+        from cryptography.hazmat.primitives.serialization import Encoding
+
         leaf = material.leaf
         assert leaf is not None
         if self.format == "der_cert":
@@ -183,6 +184,10 @@ class ServerFilesStep(Step):
     def _verify(self, setting: str, path: Path, data: bytes, has_key: bool,
                 material: Material) -> None:
         """Read the written file back and compare certificates and key with the inputs."""
+        from cryptography import x509
+
+        from certpipe.artifacts.keys import cert_fingerprint, public_key_fingerprint
+
         written = path.read_bytes()
         if written != data:
             raise CheckFailed(f"{path}: the file on disk differs from what was written")
@@ -212,6 +217,8 @@ class ServerFilesStep(Step):
 
     def _write_pkcs8(self, ctx: StepContext, material: Material, key_secret: Secret | None,
                      result: StepResult) -> None:
+        from certpipe.artifacts.keys import read_private_key
+
         setting, relative = self.files[0]
         path = ctx.path(relative)
         passphrase = read_secret(ctx, self.passphrase, f"passphrase for {relative}",
@@ -254,11 +261,15 @@ class ServerFilesStep(Step):
 
 
 def _key_pem(key: Any) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import Encoding
+
     return key.private_bytes(Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
 
 
 def _first_key(path: Path) -> Any:
+    from certpipe.artifacts.keys import read_private_key
     from certpipe.artifacts.intake import read_contents
 
     contents = read_contents(path, "a private key")
@@ -270,6 +281,10 @@ def _first_key(path: Path) -> Any:
 def _check_pkcs8(data: bytes, path: Path, passphrase: Secret, material: Material,
                  prf_chosen: bool) -> pbe.Encryption:
     """Check the algorithm and the key of an encrypted PKCS#8 file that openssl wrote."""
+    from cryptography.hazmat.primitives import serialization
+
+    from certpipe.artifacts.keys import public_key_fingerprint
+
     try:
         block = serialization.load_pem_private_key(data, passphrase.value)
     except (ValueError, TypeError):

@@ -465,7 +465,7 @@ case("huge-step-count", "version: 1\nsteps:\n" + "".join(
 case("huge-string-value", edit("name: corpus", "name: " + "x" * 900_000), 2, "{file}:2:7",
      "(900002 characters) is too long (900000 characters; at most 200)")
 case("huge-unknown-key", edit("name: corpus", "name: corpus\n" + "k" * 1000 + ": 1"), 2,
-     "{file}:3:1", "(1000 characters)'; allowed keys: name, steps, timeout, vars, version")
+     "{file}:3:1", "(1000 characters)'; allowed keys: certificates, name, steps, timeout, vars, version")
 case("huge-plain-key", edit("name: corpus", "name: corpus\n" + "k" * 20_000 + ": 1"), 2,
      "{file}:3:20001", "invalid YAML: could not find expected ':'")
 case("huge-many-unknown-keys", edit("name: corpus", "name: corpus\n" + "".join(

@@ -15,7 +15,7 @@ from certpipe.errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, Certpi
 EPILOG = """\
 exit codes:
   0   done
-  1   a step or a check failed
+  1   a step or a check failed, or another run holds the work directory
   2   invalid pipeline, usage, or a missing or too old openssl
   70  internal error: a bug in certpipe; a crash log is written to the temporary folder
   75  pending: waiting for an outside input such as the CA's reply

@@ -283,3 +283,19 @@ def test_script_reads_pkcs12_reply(cli, tmp_path, write_pipeline, pfx_password):
     assert leaf == read_certificates(made / "www.example.test.crt").certs
     chain = read_certificates(folder / "chain.pem").certs
     assert chain == read_certificates(made / "www.example.test.chain.pem").certs
+
+
+def test_script_prompts_for_prompt_password(cli, tmp_path, write_pipeline):
+    text = LOCAL_CA.read_text().replace("env:PFX_PASSWORD",
+                                        "prompt")
+    script = cli("script", write_pipeline(text)).out
+    assert "CERTPIPE_PASSOUT=$(secret_prompt)" in script
+    assert "secret_file t" not in script
+    work = tmp_path / "empty"
+    work.mkdir()
+    (work / "t").write_text("not the password\n")
+    result = subprocess.run(["sh", "-c", script], cwd=work, capture_output=True, text=True,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    assert result.returncode == 1
+    assert "there is no terminal" in result.stderr
+    assert not list(work.glob("*.pfx"))

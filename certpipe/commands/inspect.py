@@ -42,7 +42,7 @@ def add_password_options(parser: argparse.ArgumentParser) -> None:
                              "encrypted keys (repeatable; each password is tried)")
     parser.add_argument("--password-file", action="append", default=[], type=Path,
                         metavar="PATH",
-                        help="file whose first line is such a password (repeatable)")
+                        help="file holding such a password on one line (repeatable)")
 
 
 def read_passwords(args: argparse.Namespace) -> list[Secret]:

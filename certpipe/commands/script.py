@@ -124,6 +124,20 @@ secret_file() {{
     printf '%s' "$secret_value"
 }}
 
+# Ask for a password on the terminal, twice, without echo (password: prompt).
+secret_prompt() {{
+    (: </dev/tty) 2>/dev/null || die "a password is set to 'prompt', but there is no terminal"
+    old_tty=$(stty -g </dev/tty)
+    stty -echo </dev/tty
+    printf 'Enter password: ' >/dev/tty; read -r secret_value </dev/tty
+    printf '\nRepeat password: ' >/dev/tty; read -r secret_again </dev/tty
+    stty "$old_tty" </dev/tty
+    printf '\n' >/dev/tty
+    [ "$secret_value" = "$secret_again" ] || die "the two passwords differ"
+    [ -n "$secret_value" ] || die "the password is empty"
+    printf '%s' "$secret_value"
+}}
+
 # Write every certificate in $1 (PKCS#7 or certificates, PEM or DER) to $2 as PEM.
 to_pem_certs() {{
     if grep -q -e '-----BEGIN' "$1"; then
@@ -251,7 +265,13 @@ def secret_setup(command: Any) -> tuple[list[str], list[str]]:
         if ref.source.startswith("env:"):
             before.append(f"need_env {ref.source[4:]}")
             continue
-        before += [f"{var}=$(secret_file {quote(ref.source[5:])})", f"export {var}"]
+        if ref.is_prompt:
+            reader = "secret_prompt"
+        elif ref.source.startswith("file:"):
+            reader = f"secret_file {quote(ref.source[len('file:'):])}"
+        else:
+            raise ValueError(f"unknown secret source {ref.source!r}")
+        before += [f"{var}=$({reader})", f"export {var}"]
         after.append(f"unset {var}")
     return before, after
 

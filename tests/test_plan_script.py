@@ -299,3 +299,17 @@ def test_script_prompts_for_prompt_password(cli, tmp_path, write_pipeline):
     assert result.returncode == 1
     assert "there is no terminal" in result.stderr
     assert not list(work.glob("*.pfx"))
+
+
+def test_script_makes_output_folders(cli, tmp_path, write_pipeline):
+    text = LOCAL_CA.read_text().replace("out: ${host}.key", "out: keys/${host}.key")
+    text = text.replace("key: ${host}.key", "key: keys/${host}.key")
+    script = cli("script", write_pipeline(text)).out
+    assert "mkdir -p keys" in script
+    work = tmp_path / "empty"
+    work.mkdir()
+    result = subprocess.run(["sh", "-c", script], cwd=work, capture_output=True, text=True,
+                            env={**os.environ, "PFX_PASSWORD": "Script-Pass-1"})
+    assert result.returncode == 0, result.stderr
+    assert (work / "keys" / "www.example.test.key").exists()
+    assert (work / "www.example.test.pfx").exists()

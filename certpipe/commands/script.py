@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import posixpath
 import shlex
 import sys
 from pathlib import Path
@@ -288,6 +289,10 @@ def command_lines(command: Any) -> list[str]:
     before, after = secret_setup(command)
     lines = before + [" ".join(command_words(shown, secret_word, quote))]
     if command.output is not None:
+        folder = posixpath.dirname(command.output)
+        if folder not in ("", "."):
+            # openssl does not create folders; certpipe makes them as it writes.
+            lines.insert(len(before), f"mkdir -p {quote(folder)}")
         lines.append(f"finish {quote(command.output)}")
     return lines + after
 

@@ -182,7 +182,7 @@ class FileRejected(CertpipeError):
 
 
 def describe_file_type(mode: int) -> str:
-    """Return the name of a non-regular file type, as ``ls -l`` tells them apart."""
+    """Return the name of a non-regular file type, as ``ls -l`` distinguishes them."""
     if stat.S_ISDIR(mode):
         return "a folder"
     if stat.S_ISFIFO(mode):

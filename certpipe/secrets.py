@@ -17,7 +17,7 @@ from typing import Iterable
 from certpipe.errors import CertpipeError
 from certpipe.fsutil import FileRejected, read_limited
 
-# A password file holds one line; anything larger is the wrong file.
+# A password file contains one line, so anything larger is the wrong file.
 MAX_PASSWORD_FILE_BYTES = 64 * 1024
 
 
@@ -27,7 +27,7 @@ class SecretError(CertpipeError):
 
 @dataclass(frozen=True)
 class SecretRef:
-    """Where a secret comes from, such as ``env:PFX_PASSWORD``."""
+    """Reference to the source of a secret, such as ``env:PFX_PASSWORD``."""
 
     source: str
     base_dir: Path | None = field(default=None, compare=False)
@@ -60,7 +60,7 @@ class SecretRef:
         """Read the secret's bytes, raising SecretError naming the source on any problem.
 
         *label* names the secret in the prompt for the ``prompt`` source;
-        *confirm* asks twice, for a new password that a typo would spoil.
+        *confirm* prompts twice, for a new password that a typo would spoil.
         """
         if self.is_none:
             return Secret(self, b"")

@@ -81,7 +81,8 @@ def test_self_signed_leaf_is_complete():
     leaf = issue("self.example.test")
     chain = build_chain(leaf.cert, [], now=NOW)
     assert chain.complete
-    assert chain.intermediates == [] and chain.root is None
+    assert chain.intermediates == []
+    assert chain.root is None
 
 
 # ca_reply chain checks through a pipeline.

@@ -51,7 +51,7 @@ def describe_key_type(key: Any) -> str:
 
 
 def key_cipher(block: PemBlock) -> str:
-    """Name the cipher protecting an encrypted key block, as far as the file says."""
+    """Name the cipher protecting an encrypted key block, as far as the file's headers show."""
     dek_info = block.headers.get("DEK-Info", "")
     if dek_info:
         return dek_info.split(",")[0]
@@ -106,7 +106,7 @@ def load_key_block(block: PemBlock, path: Path, passphrase: Secret | None) -> An
     try:
         return _parse_block(block, password)
     except TypeError:
-        # The file says it is encrypted but is not, or the other way round.
+        # The file's label or headers claim encryption that is absent, or the other way round.
         return _parse_block(block, None)
     except ValueError as exc:
         if block.encrypted:

@@ -25,7 +25,7 @@ _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_VAR_DEPTH = 10
 # Certificate names become folder names: no separators, no leading dot.
 CERTIFICATE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-# The variable that holds a certificate's name, unless vars define it.
+# The variable that contains a certificate's name, unless vars define it.
 CERTIFICATE_VAR = "certificate"
 CERTIFICATE_KEYS = ("name", "vars")
 # A problem shared by many certificates names this many of them.

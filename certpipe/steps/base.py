@@ -18,7 +18,7 @@ InputRef = tuple[tuple[str | int, ...], str]
 
 @dataclass
 class StepContext:
-    """What a running step may use: the work directory, openssl, and run options."""
+    """Context of a running step: the work directory, openssl and the run options."""
 
     workdir: Path
     openssl_factory: Any  # callable returning certpipe.openssl.OpenSSL, made on first use
@@ -137,7 +137,7 @@ class Step:
         return found
 
     def with_pipeline_secrets(self, env_names: frozenset[str]) -> "Step":
-        """Return a copy that knows the environment variables the pipeline reads secrets from.
+        """Return a copy that carries the names of the environment variables the pipeline reads secrets from.
 
         Steps that start programs other than openssl override this to keep
         those variables out of the program's environment.

@@ -191,7 +191,7 @@ class LocalCaStep(Step):
 
     @staticmethod
     def _check_reply(written: Path, shown: Path, csr: Any) -> None:
-        """Check that the reply openssl wrote holds a certificate for the CSR's key."""
+        """Check that the reply openssl wrote contains a certificate for the CSR's key."""
         from certpipe.artifacts.intake import read_certificates
 
         try:

@@ -4,8 +4,8 @@ Shared rules: the leaf must carry the key's public key, the chain file must
 go up one issuer at a time, and ``chain_include`` picks leaf only, leaf and
 intermediates, or the full chain up to the self-signed root. Without
 ``chain_include`` the chain file is used as it is, so the ``include_root``
-choice of the ca_reply step that wrote it stands. PEM written
-here uses LF line endings, ends with a newline and holds nothing but
+choice of the ca_reply step that wrote it is kept. PEM written
+here uses LF line endings, ends with a newline and contains nothing but
 BEGIN/END blocks.
 """
 
@@ -195,7 +195,7 @@ def keep_other_key(path: Path, public_key: Any, read_existing: Callable[[Path], 
                    now: Any) -> str | None:
     """Move *path* aside when it may hold a private key other than the one about to be written.
 
-    A file that provably holds the same key is simply replaced. Any other
+    A file that provably contains the same key is simply replaced. Any other
     existing file is renamed to ``NAME.replaced-TIMESTAMP``, so that no
     private key is ever lost by writing an output; the returned note says so.
     """

@@ -82,7 +82,7 @@ PROFILES = {
 
 
 def expected_encryption(value: str, iterations: int) -> Encryption:
-    """Return what read_pfx reports for an encryption the pipeline asks for."""
+    """Return what read_pfx reports for an encryption the pipeline requests."""
     if value == "none":
         return NOT_ENCRYPTED
     if value == "pbe-sha1-3des":
@@ -261,7 +261,7 @@ class Pkcs12Step(Step):
         Without *friendly_name* and the pipeline's own, the name shows as a
         placeholder, because the default is read from the certificate.
         Without *openssl*, the options are those OpenSSL 3 accepts. A run
-        joins leaf and chain into one file for ``-in``; the listed form gives
+        joins leaf and chain into one file for ``-in``. The listed form gives
         the chain with ``-certfile``, which yields the same bags in the same order.
         """
         name = self.friendly_name or friendly_name or "<CN> <expiry date YYYY-MM-DD>"
@@ -427,7 +427,7 @@ def _pfx_key(path: Path, password: bytes) -> Any:
 
 def verify_pfx(path: Path, shown: Path, password: bytes, key: Any, leaf: x509.Certificate,
                chain: list[x509.Certificate], name: str) -> None:
-    """Read the .pfx back and check it holds exactly key, leaf and chain."""
+    """Read the .pfx back and check it contains exactly key, leaf and chain."""
     from certpipe.artifacts import checks
     from certpipe.artifacts.intake import load_pkcs12_file
     from certpipe.artifacts.keys import cert_fingerprint
